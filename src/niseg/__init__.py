@@ -1,0 +1,35 @@
+"""niseg: segmentation of neutron, X-ray and electron-microscopy images.
+
+The package is a library first; the ``niseg`` command line and the reports are thin layers
+over the public functions of its sub-packages:
+
+- :mod:`niseg.io` reads and writes images with their axes and metadata;
+- :mod:`niseg.simulate` makes radiographs with exact ground truth;
+- :mod:`niseg.threshold` thresholds images (and a trainable smoothed-threshold segmenter);
+- :mod:`niseg.metrics` measures segmentation quality;
+- :mod:`niseg.models` defines the ``Segmenter`` protocol and the ``.niseg`` model file;
+- :mod:`niseg.tiling` predicts in tiles with halos, in bounded memory;
+- :mod:`niseg.report` draws figures and writes self-contained HTML reports.
+
+Sub-packages are imported on first use, so ``import niseg`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("niseg")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0+unknown"
+
+_SUBMODULES = ("io", "simulate", "threshold", "metrics", "models", "tiling", "report")
+
+__all__ = ["__version__", *_SUBMODULES]
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"niseg.{name}")
+    raise AttributeError(f"module 'niseg' has no attribute {name!r}")
