@@ -66,24 +66,26 @@ _MODEL_KINDS: dict[str, str] = {
 }
 
 # Types a weights.skops member may contain beyond skops's own defaults (primitives, NumPy
-# arrays). Anything else is refused before skops constructs a single object.
-_TRUSTED_TYPE_PREFIXES = ("sklearn.",)
+# arrays, scikit-learn estimators). Exact names only: a prefix such as "sklearn." would also
+# trust plain functions that scikit-learn modules import (subprocess.check_output, os.remove),
+# which skops would call while loading. Anything else is refused before an object is built.
 _TRUSTED_TYPES = frozenset(
     {
-        "numpy.dtype",
-        "numpy.float32",
-        "numpy.float64",
-        "numpy.int64",
-        "numpy.int32",
-        "numpy.uint8",
-        "numpy.bool_",
-        "numpy.random._generator.Generator",
-        "numpy.random._pcg64.PCG64",
-        "numpy.random.mtrand.RandomState",
-        "collections.OrderedDict",
-        "builtins.slice",
+        # the fitted trees inside random forests, extra trees and decision trees
+        "sklearn.tree._tree.Tree",
+        # the fitted trees of histogram gradient boosting
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        # the optimizer state kept by MLP classifiers
+        "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+        # the search trees and distance of k-nearest-neighbour classifiers
+        "sklearn.neighbors._kd_tree.KDTree",
+        "sklearn.neighbors._ball_tree.BallTree",
+        "sklearn.metrics._dist_metrics.EuclideanDistance64",
     }
 )
+
+# Decompressed size limit of one member, so a crafted archive cannot exhaust memory.
+_MAX_MEMBER_BYTES = 4 * 1024**3
 
 
 @runtime_checkable
@@ -440,6 +442,9 @@ def _open_model(path: str | os.PathLike, *, read_members: bool) -> tuple[dict, d
                 raise ValueError(f"model file '{name}' has an oversized {_JSON_NAME}")
             raw = zf.read(_JSON_NAME)
             members = {}
+            for member in zf.infolist():
+                if member.file_size > _MAX_MEMBER_BYTES:
+                    raise ValueError(f"model file '{name}' has an oversized {member.filename}")
             if read_members:
                 members = {n: zf.read(n) for n in names if n != _JSON_NAME}
     except zipfile.BadZipFile:
@@ -456,7 +461,7 @@ def _open_model(path: str | os.PathLike, *, read_members: bool) -> tuple[dict, d
         raise ValueError(f"cannot read model '{name}': its data is corrupt ({exc})") from None
 
     try:
-        info = json.loads(raw.decode("utf-8"))
+        info = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise ValueError(f"model file '{name}' has an invalid {_JSON_NAME}") from None
     _validate_info(info, name)
@@ -474,6 +479,11 @@ def _open_model(path: str | os.PathLike, *, read_members: bool) -> tuple[dict, d
                     f"model file '{name}' is corrupt: {member} does not match its checksum"
                 )
     return info, members
+
+
+def _refuse_constant(name: str) -> Any:
+    # save_model never writes NaN or Infinity; a file holding them has been edited.
+    raise json.JSONDecodeError(f"non-finite number {name}", name, 0)
 
 
 _REQUIRED_KEYS: dict[str, type | tuple[type, ...]] = {
@@ -501,6 +511,9 @@ def _validate_info(info: Any, name: str) -> None:
         value = info[key]
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             raise ValueError(f"model file '{name}' has an invalid '{key}' in {_JSON_NAME}")
+    halo = info["halo"] if isinstance(info["halo"], list) else [info["halo"]]
+    if not all(isinstance(h, int) and not isinstance(h, bool) and h >= 0 for h in halo):
+        raise ValueError(f"model file '{name}' has an invalid 'halo' in {_JSON_NAME}")
     if info["format_version"] > FORMAT_VERSION:
         raise ValueError(
             f"model file '{name}' has format version {info['format_version']}, newer than "
@@ -540,7 +553,7 @@ def _load_skops(data: bytes, name: str) -> dict[str, Any]:
 
 
 def _is_trusted_type(type_name: str) -> bool:
-    return type_name in _TRUSTED_TYPES or type_name.startswith(_TRUSTED_TYPE_PREFIXES)
+    return type_name in _TRUSTED_TYPES
 
 
 def _dump_safetensors(tensors: Mapping[str, np.ndarray]) -> bytes:

@@ -371,7 +371,9 @@ class ThresholdSegmenter:
         model.class_names_ = None
         if model.bright_class_ not in (0, 1) or model.classes_.shape != (2,):
             raise ValueError("a threshold model has exactly two classes")
-        if model.spatial_dims_ not in (2, 3) or not model.scale_ > 0:
+        if not np.isfinite(model.threshold_):
+            raise ValueError("threshold_ must be a finite number")
+        if model.spatial_dims_ not in (2, 3) or not 0 < model.scale_ < np.inf:
             raise ValueError("spatial_dims_ must be 2 or 3 and scale_ positive")
         model._sigmas(model.spatial_dims_)
         return model
