@@ -35,7 +35,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from niseg.io._atomic import atomic_output
+from niseg.io import atomic_output
 
 __all__ = [
     "FORMAT_VERSION",
