@@ -1,0 +1,7 @@
+"""``python -m niseg.cli``."""
+
+import sys
+
+from niseg.cli import main
+
+sys.exit(main())
