@@ -6,7 +6,6 @@ It uses the best segmenter niseg has at the time and the same public functions a
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,7 +79,7 @@ def run_demo(
     >>> summary["metrics"]["dice"] > 0.8
     True
     """
-    from niseg.io import check_output_path, write_image
+    from niseg.io import check_output_path, write_image, write_json
     from niseg.metrics import segmentation_report
     from niseg.models import load_model, save_model
     from niseg.report import overview_figure, save_figure, write_html_report
@@ -138,7 +137,7 @@ def run_demo(
     write_image(out_dir / "test_proba.tif", proba, {**result_meta, "axes": "yxc"}, overwrite=overwrite)
     metrics_path = out_dir / "metrics.json"
     summary_metrics = {"trained_threshold": metrics, "otsu": otsu_metrics}
-    _write_json(metrics_path, summary_metrics, overwrite=overwrite)
+    write_json(metrics_path, summary_metrics, overwrite=overwrite)
 
     step(5, "drawing figures and report")
     figure = overview_figure(
@@ -198,9 +197,3 @@ def _score_row(metrics: dict[str, Any]) -> dict[str, Any]:
     keys = ("dice", "iou", "precision", "recall", "accuracy", "roc_auc")
     return {k: metrics[k] for k in keys if metrics.get(k) is not None}
 
-
-def _write_json(path: Path, data: Any, *, overwrite: bool) -> None:
-    from niseg.io import atomic_output
-
-    with atomic_output(path, overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")

@@ -15,7 +15,12 @@ from collections.abc import Sequence
 
 import typer
 
-from . import _convert, _demo, _evaluate, _info, _simulate  # noqa: F401  (register commands)
+# Importing a command module registers its command on ``app``; one line per module.
+from . import _convert  # noqa: F401
+from . import _demo  # noqa: F401
+from . import _evaluate  # noqa: F401
+from . import _info  # noqa: F401
+from . import _simulate  # noqa: F401
 from ._app import _stderr, app
 
 __all__ = ["app", "main"]

@@ -7,7 +7,6 @@ import warnings
 from collections.abc import Iterator
 from typing import Annotated, Any, Optional
 
-import numpy as np
 import typer
 
 app = typer.Typer(
@@ -140,14 +139,6 @@ def _parse_roi(text: str, ndim: int) -> tuple[slice, ...]:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
+    from niseg.io import to_jsonable
+
+    return to_jsonable(value)

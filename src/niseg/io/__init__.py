@@ -8,7 +8,7 @@ what.
 """
 
 from ._api import read_image, read_nxtomo, write_image
-from ._atomic import atomic_output, check_output_path
+from ._atomic import atomic_output, check_output_path, to_jsonable, write_json
 from ._formats import (
     MetadataLossWarning,
     PrecisionLossWarning,
@@ -32,5 +32,7 @@ __all__ = [
     "read_nxtomo",
     "rescale_to_dtype",
     "supported_formats",
+    "to_jsonable",
     "write_image",
+    "write_json",
 ]

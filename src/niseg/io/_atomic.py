@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 
 def check_output_path(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -110,3 +115,61 @@ def _remove(path: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def write_json(path: str | os.PathLike, data: Any, *, overwrite: bool = False) -> Path:
+    """Write JSON-able data (statistics, measurements) atomically.
+
+    NumPy scalars and arrays become plain numbers and lists; NaN and infinities become
+    ``null``, so the file is strict JSON that any tool reads.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Output file, conventionally ``.json``.
+    data : object
+        Dicts, lists, strings, numbers, NumPy scalars or arrays.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, numpy as np
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "stats.json"
+    >>> import json
+    >>> json.loads(write_json(out, {"level": np.float32(0.5), "bad": float("nan")}).read_text())
+    {'level': 0.5, 'bad': None}
+    """
+    text = json.dumps(to_jsonable(data), indent=2, allow_nan=False)
+    with atomic_output(path, overwrite=overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Convert NumPy values, tuples and paths to plain JSON types; NaN/inf become None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> to_jsonable({"a": np.arange(3), "b": (np.float64(1.5), float("inf"))})
+    {'a': [0, 1, 2], 'b': [1.5, None]}
+    """
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
