@@ -314,3 +314,33 @@ def test_errors(model_2d, model_3d):
         predict_tiled(BoxSumSegmenter(), _image((10, 10, 3)), tile=4)
     with pytest.raises(ValueError, match="expects 2 channels on the last axis"):
         predict_tiled(BoxSumSegmenter(), _image((10, 2)), tile=4)
+
+
+def test_default_tile_budget_and_chunk_rounding():
+    from niseg.tiling import DEFAULT_TILE_PIXELS, default_tile
+
+    for shape in [(10000, 10000), (500, 500, 500), (2, 4000, 4000), (100, 50000)]:
+        tile = default_tile(shape)
+        assert all(1 <= t <= n for t, n in zip(tile, shape))
+        assert np.prod(tile) <= 1.1 * DEFAULT_TILE_PIXELS
+        assert np.prod(tile) >= 0.5 * min(DEFAULT_TILE_PIXELS, np.prod(shape))
+    assert default_tile((64, 64)) == (64, 64)
+    tile = default_tile((10000, 10000), chunks=(768, 700))
+    assert tile[0] % 768 == 0 and tile[1] % 700 == 0
+
+
+def test_default_tile_follows_zarr_chunks_and_stays_exact(tmp_path):
+    import zarr
+
+    from niseg.threshold import ThresholdSegmenter
+    from niseg.tiling import predict_tiled
+
+    image = np.random.default_rng(5).random((300, 260)).astype(np.float32)
+    store = zarr.create_array(store=str(tmp_path / "a.zarr"), shape=image.shape,
+                              chunks=(64, 64), dtype="float32")
+    store[...] = image
+    model = ThresholdSegmenter(sigma=2.0).fit(image)
+    seen = []
+    labels = predict_tiled(model, store, progress=lambda done, total: seen.append(total))
+    np.testing.assert_array_equal(labels, model.predict(image))
+    assert seen[-1] == 1  # the whole 300x260 image fits one default tile

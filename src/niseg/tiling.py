@@ -20,7 +20,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["Tile", "iter_tiles", "predict_tiled"]
+__all__ = ["Tile", "default_tile", "iter_tiles", "predict_tiled"]
+
+#: Pixels per tile when no tile size is given.
+DEFAULT_TILE_PIXELS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -99,11 +102,73 @@ def iter_tiles(
         yield Tile(tuple(read), tuple(core), tuple(inner))
 
 
+def default_tile(
+    spatial_shape: Sequence[int],
+    *,
+    chunks: Sequence[int] | None = None,
+    pixels: int = DEFAULT_TILE_PIXELS,
+) -> tuple[int, ...]:
+    """Choose a tile size: about ``pixels`` per tile, whole chunks of a chunked input.
+
+    Parameters
+    ----------
+    spatial_shape : sequence of int
+        Shape of the spatial axes.
+    chunks : sequence of int, optional
+        Chunk shape of the input along the spatial axes; tiles are rounded up to multiples.
+    pixels : int
+        Target number of pixels per tile.
+
+    Returns
+    -------
+    tuple of int
+        Tile size per axis, never larger than the image (rounded to chunks).
+
+    Examples
+    --------
+    >>> default_tile((10000, 10000))
+    (2048, 2048)
+    >>> default_tile((10000, 10000), chunks=(768, 768))
+    (2304, 2304)
+    >>> default_tile((100, 5000))
+    (100, 5000)
+    """
+    ndim = len(spatial_shape)
+    side = int(round(pixels ** (1.0 / ndim)))
+    tile = [min(side, int(n)) for n in spatial_shape]
+    # Axes that are smaller than a side leave pixels to give to the others.
+    spare = pixels / max(int(np.prod(tile)), 1)
+    grow = [i for i, n in enumerate(spatial_shape) if tile[i] < n]
+    if grow and spare > 1:
+        factor = spare ** (1.0 / len(grow))
+        for i in grow:
+            tile[i] = min(int(tile[i] * factor), int(spatial_shape[i]))
+    if chunks is not None:
+        tile = [
+            min(int(np.ceil(t / c)) * int(c), int(n)) if c else t
+            for t, c, n in zip(tile, chunks, spatial_shape)
+        ]
+    return tuple(max(t, 1) for t in tile)
+
+
+def _chunk_shape(image: Any, n_leading: int, spatial_dims: int) -> tuple[int, ...] | None:
+    chunks = getattr(image, "chunks", None)
+    if chunks is None:
+        return None
+    try:
+        # Dask gives per-axis tuples of block sizes; Zarr and h5py give one size per axis.
+        sizes = [c[0] if isinstance(c, tuple) else int(c) for c in chunks]
+    except (TypeError, IndexError):
+        return None
+    spatial = sizes[n_leading : n_leading + spatial_dims]
+    return tuple(spatial) if len(spatial) == spatial_dims else None
+
+
 def predict_tiled(
     segmenter: Any,
     image: Any,
     *,
-    tile: int | Sequence[int] = 512,
+    tile: int | Sequence[int] | None = None,
     output: Literal["labels", "proba", "both"] = "labels",
     halo: int | Sequence[int] | None = None,
     out: Any = None,
@@ -121,8 +186,10 @@ def predict_tiled(
         before the channel axis, which is present only for models with ``n_channels_ > 1``.
         Leading axes are predicted slice by slice (a 2D model over a volume or a stack).
         NumPy, Dask, Zarr and h5py arrays work; only one block is read at a time.
-    tile : int or sequence of int
-        Core tile size per spatial axis, in pixels.
+    tile : int or sequence of int, optional
+        Core tile size per spatial axis, in pixels. By default about 4 million pixels per
+        tile (2048² in 2D, about 160³ in 3D), rounded up to whole chunks of a chunked input (Dask,
+        Zarr) so that each chunk is decompressed few times.
     output : {"labels", "proba", "both"}
         ``"labels"`` calls ``segmenter.predict`` on each block; ``"proba"`` calls
         ``segmenter.predict_proba``; ``"both"`` calls ``predict_proba`` once and takes the
@@ -196,6 +263,8 @@ def predict_tiled(
                 f"proba_out has shape {tuple(proba_out.shape)} but should be {proba_shape}"
             )
 
+    if tile is None:
+        tile = default_tile(spatial_shape, chunks=_chunk_shape(image, n_leading, spatial_dims))
     tiles = list(iter_tiles(spatial_shape, tile=tile, halo=halo))
     leading_indices = list(np.ndindex(*leading_shape)) if leading_shape else [()]
     total = len(tiles) * len(leading_indices)
