@@ -9,6 +9,7 @@ from niseg.simulate import (
     Phantom,
     Plate,
     Sphere,
+    VolumePhantom,
     attenuation_coefficient,
     default_phantom,
 )
@@ -177,3 +178,98 @@ def test_bad_types_raise_type_error():
         default_phantom(seed=1.5)
     with pytest.raises(ValueError, match="shape must be a pair of positive pixel counts"):
         default_phantom().truth((0, 10), 0.1)
+
+
+# ------------------------------------------------------------------ radiation-aware truth
+
+
+def test_truth_depends_on_the_radiation():
+    # 1 cm of water over 1 mm of lead: water wins for neutrons (3.47 vs 0.037 /cm x cm),
+    # lead for 100 keV X-rays (0.17 vs 6.3).
+    p = Phantom(shapes=[
+        Plate(material="water", centre=(0.5, 0.5), half_size=(0.4, 0.4), thickness=1.0),
+        Plate(material="lead", centre=(0.5, 0.5), half_size=(0.2, 0.2), thickness=0.1)],
+        field_of_view_cm=1.0)
+    neutron, classes = p.truth((10, 10), 0.1)
+    xray, _ = p.truth((10, 10), 0.1, radiation="xray", energy_kev=100.0)
+    assert classes == ("water", "lead")
+    assert neutron[5, 5] == 1 and xray[5, 5] == 2
+    assert neutron[1, 1] == xray[1, 1] == 1 and neutron[0, 0] == xray[0, 0] == 0
+    with pytest.raises(ValueError, match="energy_kev must be given"):
+        p.truth((10, 10), 0.1, radiation="xray")
+
+
+# ------------------------------------------------------------------------ VolumePhantom
+
+
+def volume_block() -> VolumePhantom:
+    labels = np.zeros((6, 4, 5), dtype=np.uint8)
+    labels[:2, 1, 1] = 1          # 2 voxels of iron
+    labels[:, 2, 3] = 2           # 6 voxels of water
+    labels[0, 3, 4] = 2           # water 1 voxel ...
+    labels[1:5, 3, 4] = 1         # ... under 4 voxels of iron
+    return VolumePhantom(labels=labels, classes=("iron", "water"), voxel_size_cm=(0.5, 0.1, 0.1))
+
+
+def test_volume_thickness_is_voxel_count_times_depth():
+    block = volume_block()
+    assert block.field_of_view_cm == pytest.approx((0.4, 0.5))
+    maps = block.thickness_maps((4, 5), 0.1)
+    assert list(maps) == ["iron", "water"]
+    assert maps["iron"][1, 1] == pytest.approx(1.0)
+    assert maps["water"][2, 3] == pytest.approx(3.0)
+    assert maps["iron"][3, 4] == pytest.approx(2.0) and maps["water"][3, 4] == pytest.approx(0.5)
+    assert maps["iron"].sum() == pytest.approx(3.0)
+
+
+def test_volume_truth_is_the_material_with_largest_attenuation_in_the_column():
+    block = volume_block()
+    labels, classes = block.truth((4, 5), 0.1)
+    assert classes == ("iron", "water")
+    # column (3, 4): 2 cm iron (2.4) against 0.5 cm water (1.7) -> iron
+    assert labels[3, 4] == 1 and labels[2, 3] == 2 and labels[1, 1] == 1 and labels[0, 0] == 0
+    xray, _ = block.truth((4, 5), 0.1, radiation="xray", energy_kev=60.0)
+    assert xray[3, 4] == 1
+
+
+def test_volume_is_sampled_at_pixel_centres_of_a_centred_grid():
+    labels = np.zeros((1, 8, 8), dtype=np.uint8)
+    labels[0, :4, :4] = 1
+    vol = VolumePhantom(labels=labels, classes=("copper",), voxel_size_cm=0.1)
+    # 4 pixels of 0.2 cm cover the volume: pixel (0, 0) centre (0.1, 0.1) cm is in voxel (1, 1)
+    coarse, _ = vol.truth((4, 4), 0.2)
+    np.testing.assert_array_equal(coarse, [[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0],
+                                           [0, 0, 0, 0]])
+    # a detector larger than the volume sees nothing outside it
+    wide, _ = vol.truth((12, 12), 0.1)
+    assert wide[:2].sum() == 0 and wide[:, :2].sum() == 0
+    np.testing.assert_array_equal(wide[2:10, 2:10], labels[0])
+
+
+def test_volume_phantom_keeps_a_read_only_copy_and_describes_itself():
+    labels = np.ones((2, 3, 3), dtype=np.int32)
+    vol = VolumePhantom(labels=labels, classes=["Fe"], voxel_size_cm=0.2,
+                        description={"made_by": "hand"})
+    labels[:] = 0
+    assert vol.labels.sum() == 18 and not vol.labels.flags.writeable
+    assert vol.classes == ("iron",)
+    data = json.loads(json.dumps(vol.to_dict()))
+    assert data.pop("field_of_view_cm") == pytest.approx([0.6, 0.6])
+    assert data == {"type": "VolumePhantom", "shape": [2, 3, 3], "classes": ["iron"],
+                    "voxel_size_cm": [0.2, 0.2, 0.2], "description": {"made_by": "hand"}}
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"labels": np.zeros((3, 3), np.uint8)}, ValueError, r"must be a \(P, M, N\) volume"),
+    ({"labels": np.zeros((2, 3, 3))}, TypeError, "must be an integer ndarray"),
+    ({"labels": np.full((2, 3, 3), 2, np.uint8)}, ValueError, r"must lie in 0\.\.1"),
+    ({"classes": "iron"}, TypeError, "classes must be a sequence of material names"),
+    ({"classes": ("kryptonite",)}, ValueError, "not in the materials table"),
+    ({"voxel_size_cm": 0.0}, ValueError, "voxel_size_cm must be a positive"),
+    ({"voxel_size_cm": (0.1, 0.1)}, ValueError, r"three \(dz, dy, dx\)"),
+])
+def test_volume_phantom_rejects_bad_arguments(kwargs, error, message):
+    args = {"labels": np.ones((2, 3, 3), np.uint8), "classes": ("iron",), "voxel_size_cm": 0.1}
+    args.update(kwargs)
+    with pytest.raises(error, match=message):
+        VolumePhantom(**args)
