@@ -16,11 +16,14 @@ from collections.abc import Sequence
 import typer
 
 # Importing a command module registers its command on ``app``; one line per module.
-from . import _convert  # noqa: F401
-from . import _demo  # noqa: F401
-from . import _evaluate  # noqa: F401
-from . import _info  # noqa: F401
-from . import _simulate  # noqa: F401
+from . import (
+    _convert,  # noqa: F401
+    _demo,  # noqa: F401
+    _evaluate,  # noqa: F401
+    _info,  # noqa: F401
+    _normalize,  # noqa: F401
+    _simulate,  # noqa: F401
+)
 from ._app import _stderr, app
 
 __all__ = ["app", "main"]
