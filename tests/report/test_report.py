@@ -261,3 +261,29 @@ def test_html_report_validates_sections(tmp_path):
     with pytest.raises(TypeError, match="title must be a string"):
         write_html_report(out, title=None, sections=[])
     assert not out.exists()
+
+
+def test_panels_figure_shapes_outlines_and_errors():
+    from niseg.report import panels_figure
+
+    rng = np.random.default_rng(0)
+    raw = rng.random((40, 50))
+    mask = np.zeros((40, 50), bool)
+    mask[10:20, 10:20] = True
+    fig = panels_figure(
+        [("raw", raw), ("normalized", raw / 2), ("cleaned", raw / 3)],
+        outlines=[("spots", mask)],
+        shared_contrast=[True, True, False],
+        title="pipeline",
+    )
+    assert [ax.get_title() for ax in fig.axes] == ["raw", "normalized", "cleaned"]
+    assert len(fig.legends) == 1
+    # the two shared panels use the first one's grey scale
+    assert fig.axes[0].images[0].get_clim() == fig.axes[1].images[0].get_clim()
+    assert fig.axes[2].images[0].get_clim() != fig.axes[0].images[0].get_clim()
+    with pytest.raises(ValueError, match="shape"):
+        panels_figure([("a", raw), ("b", raw[:, :10])])
+    with pytest.raises(ValueError, match="at least one"):
+        panels_figure([])
+    with pytest.raises(TypeError, match="pair"):
+        panels_figure([raw])
