@@ -25,7 +25,7 @@ counts in detected neutrons per pixel.
 
 from ._bragg import CRYSTALS, Crystal, bragg_edges, tof_attenuation, tof_cross_sections
 from ._materials import MATERIALS, Material, attenuation_coefficient, get_material
-from ._phantom import Cylinder, Phantom, Plate, Sphere, VolumePhantom, default_phantom
+from ._phantom import Cylinder, Phantom, Plate, Sphere, default_phantom
 from ._porous import POROUS_CLASSES, porous_phantom, porous_volume
 from ._radiograph import Radiograph, beam_profile, drift_profile, simulate_radiograph
 from ._roots import Roots, simulate_roots
@@ -33,6 +33,7 @@ from ._scribbles import brush_strokes
 from ._spots import SpotsResult, add_spots, simulate_spots
 from ._tof import ToFCube, moderator_spectrum, simulate_tof
 from ._tomography import Tomography, simulate_tomography
+from ._volume_phantom import VolumePhantom
 
 __all__ = [
     "CRYSTALS",

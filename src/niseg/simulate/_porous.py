@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, spatial
 
-from ._phantom import VolumePhantom, _check_seed
+from ._phantom import _check_seed
+from ._volume_phantom import VolumePhantom
 
 __all__ = ["POROUS_CLASSES", "porous_phantom", "porous_volume"]
 

@@ -32,7 +32,8 @@ import numpy as np
 from scipy import ndimage
 
 from ._materials import attenuation_coefficient
-from ._phantom import Phantom, VolumePhantom, _check_seed, _mu_table, _truth_from, default_phantom
+from ._phantom import Phantom, _check_seed, _mu_table, _truth_from, default_phantom
+from ._volume_phantom import VolumePhantom
 
 __all__ = ["Radiograph", "beam_profile", "drift_profile", "simulate_radiograph"]
 

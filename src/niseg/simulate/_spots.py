@@ -313,7 +313,7 @@ def _blob(rng: np.random.Generator, size: int) -> np.ndarray:
     if size == 1:
         return np.ones((1, 1), dtype=bool)
     fill = rng.uniform(0.35, 0.75)
-    area = max(2, int(round(fill * size * size)))
+    area = max(2, round(fill * size * size))
     box = np.zeros((size, size), dtype=bool)
     start = (int(rng.integers(size // 4, size - size // 4)),
              int(rng.integers(size // 4, size - size // 4)))
@@ -376,7 +376,7 @@ def _estimate_noise_sigma(image: np.ndarray) -> float:
 def _check_image(image: Any) -> np.ndarray:
     try:
         arr = np.asarray(image)
-    except Exception:
+    except (TypeError, ValueError):
         raise TypeError(f"image must be a 2D numeric array, got {type(image).__name__}") from None
     if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer)
                                  or np.issubdtype(arr.dtype, np.floating)):
