@@ -23,6 +23,7 @@ from . import (
     _info,  # noqa: F401
     _normalize,  # noqa: F401
     _simulate,  # noqa: F401
+    _spots,  # noqa: F401
 )
 from ._app import _stderr, app
 
