@@ -287,3 +287,7 @@ def test_panels_figure_shapes_outlines_and_errors():
         panels_figure([])
     with pytest.raises(TypeError, match="pair"):
         panels_figure([raw])
+    only_second = panels_figure([("a", raw), ("b", raw)], outlines=[("m", mask, [1])])
+    assert not only_second.axes[0].collections and only_second.axes[1].collections
+    with pytest.raises(ValueError, match="panel index"):
+        panels_figure([("a", raw)], outlines=[("m", mask, [3])])

@@ -290,8 +290,9 @@ def panels_figure(
     ----------
     panels : sequence of (str, (M, N) ndarray)
         Titles and images, all of the same shape (2D; pass one slice of a volume).
-    outlines : sequence of (str, (M, N) ndarray), optional
-        Names and masks (non-zero = inside) outlined on every panel, one colour each.
+    outlines : sequence of (str, (M, N) ndarray[, sequence of int]), optional
+        Names and masks (non-zero = inside) outlined in one colour each, on every panel or
+        only on the panels whose indices are given as a third element.
     shared_contrast : sequence of bool, optional
         Panels marked True share one grey scale (the first marked panel's), so that values
         can be compared between them (e.g. before and after cleaning).
@@ -319,11 +320,17 @@ def panels_figure(
             raise TypeError(f"panels[{k}] must be a (title, image) pair")
         shape = images[0].shape if images else None
         images.append(_as_2d(panel[1], f"panels[{k}]", shape))
-    masks = []
+    masks, where = [], []
     for k, outline in enumerate(outlines):
-        if not (isinstance(outline, tuple) and len(outline) == 2 and isinstance(outline[0], str)):
-            raise TypeError(f"outlines[{k}] must be a (name, mask) pair")
+        if not (
+            isinstance(outline, tuple) and len(outline) in (2, 3) and isinstance(outline[0], str)
+        ):
+            raise TypeError(f"outlines[{k}] must be a (name, mask) pair or (name, mask, panels)")
         masks.append(_as_2d(outline[1], f"outlines[{k}]", images[0].shape) != 0)
+        on = range(len(images)) if len(outline) == 2 else [int(i) for i in outline[2]]
+        if any(not 0 <= i < len(images) for i in on):
+            raise ValueError(f"outlines[{k}] names a panel index outside 0..{len(images) - 1}")
+        where.append(set(on))
     shared = list(shared_contrast) if shared_contrast is not None else [False] * len(images)
     if len(shared) != len(images):
         raise ValueError(f"shared_contrast has {len(shared)} values for {len(images)} panels")
@@ -337,12 +344,14 @@ def panels_figure(
     if title:
         fig.suptitle(title)
     colours = [f"C{(k + 1) % 10}" for k in range(len(masks))]
-    for k, ((name, _), image, flag) in enumerate(zip(panels, images, shared), start=1):
-        ax = fig.add_subplot(nrows, ncols, k)
+    for k, ((name, _), image, flag) in enumerate(zip(panels, images, shared)):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
         ax.set_axis_off()
         lo, hi = common if flag and common is not None else _robust_limits(image)
         ax.imshow(_for_display(image).astype(np.float32), cmap="gray", vmin=lo, vmax=hi)
-        for mask, colour in zip(masks, colours):
+        for mask, colour, on in zip(masks, colours, where):
+            if k not in on:
+                continue
             shown = _for_display(mask)
             if shown.any() and not shown.all():
                 ax.contour(shown.astype(np.float32), levels=[0.5], colors=[colour],
@@ -350,7 +359,7 @@ def panels_figure(
         ax.set_title(name)
     if masks:
         handles = [Line2D([], [], color=c) for c in colours]
-        fig.legend(handles, [name for name, _ in outlines], loc="lower center",
+        fig.legend(handles, [outline[0] for outline in outlines], loc="outside lower center",
                    ncols=len(masks), fontsize="small", frameon=False)
     return fig
 
