@@ -11,29 +11,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from niseg.cli import main
+from cli_helpers import assert_user_error, files_in, run
 from niseg.io import read_image, write_image
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    status = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def assert_user_error(status: int, err: str, *words: str) -> None:
-    assert status == 2
-    lines = [line for line in err.strip().splitlines() if line]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in err
-    for word in words:
-        assert word in lines[0], (word, lines[0])
-
-
-def files_in(folder: Path) -> set[str]:
-    return {p.name for p in folder.iterdir()}
-
 
 # -------------------------------------------------------------------------------- basics
 

@@ -8,28 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from niseg.cli import main
+from cli_helpers import assert_user_error, run
 from niseg.io import read_image, write_image
 from niseg.preprocess import minus_log, normalize
 from niseg.simulate import default_phantom, simulate_radiograph
 
 SIZE = 64
 PIXEL_UM = 400.0
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    status = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def assert_user_error(status: int, err: str, *words: str) -> None:
-    assert status == 2
-    lines = [line for line in err.strip().splitlines() if line]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and "Traceback" not in err
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 def _meta(exposure: float | None) -> dict:

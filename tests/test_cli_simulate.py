@@ -5,14 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from niseg.cli import main
+from cli_helpers import run
 from niseg.io import read_image
-
-
-def run(capsys, *args):
-    status = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
 
 
 def test_radiograph_with_dark_spots_and_xray(tmp_path, capsys):

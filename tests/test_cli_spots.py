@@ -7,27 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from niseg.cli import main
+from cli_helpers import assert_user_error, run
 from niseg.io import read_image, write_image
 from niseg.preprocess import clean_spots
 from niseg.simulate import simulate_spots
 
 META = {"axes": "yx", "pixel_size": (50.0, 50.0), "unit": "um"}
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    status = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return status, captured.out, captured.err
-
-
-def assert_user_error(status: int, err: str, *words: str) -> None:
-    assert status == 2
-    lines = [line for line in err.strip().splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert "Traceback" not in err
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 @pytest.fixture(scope="module")
