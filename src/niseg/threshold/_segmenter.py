@@ -1,7 +1,6 @@
-"""Thresholds: automatic threshold levels and a trainable smoothed-threshold segmenter.
+"""A trainable smoothed-threshold segmenter.
 
-:func:`threshold_value` computes an automatic level (Otsu, Li, Yen, ...; scikit-image does
-the work). :class:`ThresholdSegmenter` is the simplest trained model in niseg: Gaussian
+:class:`ThresholdSegmenter` is the simplest trained model in niseg: Gaussian
 smoothing followed by one threshold, either automatic (unsupervised) or learned from a mask or
 brush-stroke labels. It implements the :class:`niseg.models.Segmenter` protocol, so it is
 saved as a ``.niseg`` file and predicts in tiles like every other model.
@@ -17,54 +16,11 @@ from scipy import ndimage as ndi
 from scipy.special import expit
 
 from niseg.models import ModelState
+from niseg.threshold._levels import AUTOMATIC_METHODS, threshold_value
 
-__all__ = ["AUTOMATIC_METHODS", "ThresholdSegmenter", "threshold_value"]
-
-#: Automatic threshold methods accepted by :func:`threshold_value`.
-AUTOMATIC_METHODS = ("otsu", "li", "yen", "isodata", "mean", "triangle", "minimum")
+__all__ = ["ThresholdSegmenter"]
 
 _TRUNCATE = 4.0  # Gaussian kernels are cut at 4 σ; the halo follows from it.
-
-
-def threshold_value(image: np.ndarray, *, method: str = "otsu") -> float:
-    """Return an automatic threshold level for an image's intensities.
-
-    Parameters
-    ----------
-    image : ndarray
-        Intensities of any shape; NaN values are ignored.
-    method : {"otsu", "li", "yen", "isodata", "mean", "triangle", "minimum"}
-        The scikit-image method that chooses the level.
-
-    Returns
-    -------
-    float
-        The level; foreground is ``image > level`` for bright objects.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> image = np.r_[np.zeros(50), np.ones(50)]
-    >>> 0 < threshold_value(image) < 1
-    True
-    """
-    from skimage import filters
-
-    if method not in AUTOMATIC_METHODS:
-        raise ValueError(
-            f"method must be one of {', '.join(AUTOMATIC_METHODS)}, got {method!r}"
-        )
-    values = np.asarray(image, dtype=np.float64).ravel()
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        raise ValueError("image has no finite values to threshold")
-    if values.min() == values.max():
-        raise ValueError("image is constant, so no threshold separates anything in it")
-    func = getattr(filters, f"threshold_{method}")
-    try:
-        return float(func(values))
-    except RuntimeError as exc:  # e.g. threshold_minimum on a histogram without two peaks
-        raise ValueError(f"the {method} threshold failed on this image: {exc}") from None
 
 
 def _as_list(value: Any, name: str) -> list[np.ndarray]:
