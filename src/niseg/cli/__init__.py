@@ -17,13 +17,19 @@ import typer
 
 # Importing a command module registers its command on ``app``; one line per module.
 from . import (
+    _cluster,  # noqa: F401
+    _cluster_spectra,  # noqa: F401
     _convert,  # noqa: F401
     _demo,  # noqa: F401
     _evaluate,  # noqa: F401
     _info,  # noqa: F401
     _normalize,  # noqa: F401
+    _objects,  # noqa: F401
+    _regions,  # noqa: F401
+    _robustness,  # noqa: F401
     _simulate,  # noqa: F401
     _spots,  # noqa: F401
+    _threshold,  # noqa: F401
 )
 from ._app import _stderr, app
 

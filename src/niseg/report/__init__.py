@@ -7,9 +7,17 @@ embedded PNG images that load nothing from the network.
 - :func:`overview_figure` -- image, truth, result, probability, overlay and histogram panels;
 - :func:`panels_figure` -- a row of named images (pipeline steps) with outlined masks;
 - :func:`save_figure` / :func:`figure_to_png_bytes` -- write or encode a figure;
+- :func:`cluster_figure` -- image, cluster map and clusters in feature space;
+- :func:`objects_figure` / :func:`robustness_figure` -- object outlines and numbers; the
+  histogram of a method's scores over simulated realizations;
+- :func:`region_overlay_figure` -- superpixel or quad-tree boundaries, region means, classes;
+- :func:`spectra_figure` -- average image, centroid spectra, cluster map and centroid
+  correlation of a spectral (time-of-flight) clustering;
+- :func:`threshold_methods_figure` -- threshold methods side by side with the histogram;
 - :func:`write_html_report` -- headings, text, figures and tables in one HTML page.
 """
 
+from niseg.report._cluster_figures import cluster_figure
 from niseg.report._figures import (
     figure_to_png_bytes,
     overview_figure,
@@ -17,11 +25,21 @@ from niseg.report._figures import (
     save_figure,
 )
 from niseg.report._html import write_html_report
+from niseg.report._objects_figures import objects_figure, robustness_figure
+from niseg.report._region_figures import region_overlay_figure
+from niseg.report._spectra_figures import spectra_figure
+from niseg.report._threshold_figures import threshold_methods_figure
 
 __all__ = [
+    "cluster_figure",
     "figure_to_png_bytes",
+    "objects_figure",
     "overview_figure",
     "panels_figure",
+    "region_overlay_figure",
+    "robustness_figure",
     "save_figure",
+    "spectra_figure",
+    "threshold_methods_figure",
     "write_html_report",
 ]
