@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
@@ -142,3 +143,28 @@ def _jsonable(value: Any) -> Any:
     from niseg.io import to_jsonable
 
     return to_jsonable(value)
+
+
+def check_outputs(
+    inputs: Sequence[str | None], targets: Sequence[str | None], *, overwrite: bool
+) -> None:
+    """Refuse, before any work, outputs that would lose something.
+
+    An output that is one of the inputs (inputs are never modified), the same output named
+    twice, or an existing output without ``--overwrite`` is an error; ``None`` entries (options
+    not given) are skipped. ``file.h5::/dataset`` paths are checked by their file.
+    """
+    from niseg.io import check_output_path
+
+    sources = {Path(p.split("::")[0]).resolve() for p in inputs if p is not None}
+    seen: set[Path] = set()
+    for target in targets:
+        if target is None:
+            continue
+        path = Path(target.split("::")[0]).resolve()
+        if path in sources:
+            raise ValueError(f"output '{target}' is an input; inputs are never modified")
+        if path in seen:
+            raise ValueError(f"output '{target}' is given twice; each output needs its own file")
+        seen.add(path)
+        check_output_path(target.split("::")[0], overwrite=overwrite)

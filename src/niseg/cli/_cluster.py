@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
 
-from ._app import AxesOpt, OverwriteOpt, QuietOpt, _progress, _report_warnings, app
+from ._app import AxesOpt, OverwriteOpt, QuietOpt, _progress, _report_warnings, app, check_outputs
 
 _KEPT_METADATA = ("axes", "pixel_size", "unit", "slice_pixel_size", "source")
 
@@ -91,12 +90,10 @@ def cluster_command(
     """
     from niseg.cluster import cluster_pixels
     from niseg.features import pixel_features
-    from niseg.io import check_output_path, read_image, write_image, write_json
+    from niseg.io import read_image, write_image, write_json
 
     targets = [out] + [p for p in (figure, stats_out) if p is not None]
-    _check_distinct(list(images) + ([valid_mask] if valid_mask else []), targets)
-    for target in targets:
-        check_output_path(target.split("::")[0], overwrite=overwrite)
+    check_outputs([*images, valid_mask], targets, overwrite=overwrite)
     k: int | str = _parse_classes(classes)
     filter_names = _split(features, "--features")
     sigma_values = _parse_sigmas(sigmas)
@@ -212,16 +209,6 @@ def _spacing(metadata: dict, ndim: int) -> tuple[float, ...] | None:
     return None
 
 
-def _check_distinct(sources: list[str], targets: list[str]) -> None:
-    inputs = {Path(s.split("::")[0]).resolve() for s in sources}
-    seen: set[Path] = set()
-    for target in targets:
-        path = Path(target.split("::")[0]).resolve()
-        if path in inputs:
-            raise ValueError(f"output '{target}' is an input; inputs are never modified")
-        if path in seen:
-            raise ValueError(f"output '{target}' is given twice; each output needs its own file")
-        seen.add(path)
 
 
 def _stats(info: dict, metadata: dict, labels: np.ndarray, *, inputs: list[str], out: str,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
 
-from ._app import AxesOpt, OverwriteOpt, QuietOpt, _report_warnings, app
+from ._app import AxesOpt, OverwriteOpt, QuietOpt, _report_warnings, app, check_outputs
 
 FigureOpt = Annotated[
     str | None,
@@ -22,22 +21,6 @@ StatsOpt = Annotated[
 ]
 
 
-def _check_outputs(inputs: list[str | None], targets: list[str | None],
-                   overwrite: bool) -> None:
-    from niseg.io import check_output_path
-
-    sources = {Path(p.split("::")[0]).resolve() for p in inputs if p is not None}
-    seen: set[Path] = set()
-    for target in targets:
-        if target is None:
-            continue
-        path = Path(target.split("::")[0]).resolve()
-        if path in sources:
-            raise ValueError(f"output '{target}' is an input; inputs are never modified")
-        if path in seen:
-            raise ValueError(f"output '{target}' is given twice; each output needs its own file")
-        seen.add(path)
-        check_output_path(target.split("::")[0], overwrite=overwrite)
 
 
 def _read_2d_or_3d(path: str, axes: str | None, what: str) -> tuple[np.ndarray, dict]:
@@ -103,7 +86,7 @@ def label_command(
     from niseg.objects import class_totals, label_objects, measure_objects
     from niseg.report import objects_figure, save_figure
 
-    _check_outputs([mask], [out, figure, stats_out], overwrite)
+    check_outputs([mask], [out, figure, stats_out], overwrite=overwrite)
     with _report_warnings(quiet):
         array, metadata = _read_2d_or_3d(mask, axes, "mask")
         labels = label_objects(array, connectivity=connectivity, split=split,
@@ -193,7 +176,9 @@ def measure_command(
     from niseg.objects import class_totals, measure_objects, write_table_csv
     from niseg.report import objects_figure, save_figure
 
-    _check_outputs([labels, image, class_map], [out, totals_out, figure, stats_out], overwrite)
+    check_outputs(
+        [labels, image, class_map], [out, totals_out, figure, stats_out], overwrite=overwrite
+    )
     with _report_warnings(quiet):
         lab, metadata = _read_2d_or_3d(labels, axes, "labels")
         if not np.issubdtype(lab.dtype, np.integer) and lab.dtype != bool:

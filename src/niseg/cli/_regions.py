@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
 
-from ._app import AxesOpt, OverwriteOpt, QuietOpt, _progress, _report_warnings, app
+from ._app import AxesOpt, OverwriteOpt, QuietOpt, _progress, _report_warnings, app, check_outputs
 
 ImageArg = Annotated[
     str, typer.Argument(help="Grayscale image or volume (file, folder or glob of slices).")
@@ -26,21 +25,6 @@ FigureOpt = Annotated[
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the random steps (k-means).")]
 
 
-def _check_outputs(source: str, targets: list[str | None], overwrite: bool) -> None:
-    from niseg.io import check_output_path
-
-    seen: set[Path] = set()
-    source_path = Path(source.split("::")[0]).resolve()
-    for target in targets:
-        if target is None:
-            continue
-        path = Path(target.split("::")[0]).resolve()
-        if path == source_path:
-            raise ValueError(f"output '{target}' is the input image; inputs are never modified")
-        if path in seen:
-            raise ValueError(f"output '{target}' is given twice; each output needs its own file")
-        seen.add(path)
-        check_output_path(target.split("::")[0], overwrite=overwrite)
 
 
 def _read(image: str, axes: str | None, *, allow_3d: bool) -> tuple[np.ndarray, dict]:
@@ -145,7 +129,7 @@ def superpixels_command(
     from niseg.cluster import superpixel_segmentation
     from niseg.io import write_image, write_json
 
-    _check_outputs(image, [out, superpixels_out, mean_out, stats_out, figure], overwrite)
+    check_outputs([image], [out, superpixels_out, mean_out, stats_out, figure], overwrite=overwrite)
     with _report_warnings(quiet):
         array, metadata = _read(image, axes, allow_3d=True)
         with _progress(quiet, "superpixels") as update:
@@ -212,7 +196,7 @@ def quadtree_command(
     from niseg.cluster import quadtree, region_means
     from niseg.io import write_image, write_json
 
-    _check_outputs(image, [out, mean_out, stats_out, figure], overwrite)
+    check_outputs([image], [out, mean_out, stats_out, figure], overwrite=overwrite)
     with _report_warnings(quiet):
         array, metadata = _read(image, axes, allow_3d=False)
         with _progress(quiet, "quad tree") as update:
@@ -287,7 +271,7 @@ def mrf_command(
     from niseg.cluster import mrf_segmentation
     from niseg.io import write_image, write_json
 
-    _check_outputs(image, [out, initial_out, stats_out, figure], overwrite)
+    check_outputs([image], [out, initial_out, stats_out, figure], overwrite=overwrite)
     with _report_warnings(quiet):
         array, metadata = _read(image, axes, allow_3d=True)
         with _progress(quiet, "Markov random field") as update:

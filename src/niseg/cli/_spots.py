@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -15,6 +14,7 @@ from ._app import (
     _progress,
     _report_warnings,
     app,
+    check_outputs,
 )
 
 _FRAME_LETTERS = "tzlc"
@@ -125,13 +125,11 @@ def clean_spots_command(
     other than y and x, e.g. --axes tyx) is cleaned frame by frame, or along the frame axis
     with --temporal.
     """
-    from niseg.io import check_output_path, read_image, write_image, write_json
+    from niseg.io import read_image, write_image, write_json
     from niseg.preprocess import KNNSpotDetector, clean_spots
 
     targets = [out] + [p for p in (spots_out, stats_out) if p is not None]
-    _check_distinct(image, targets)
-    for target in targets:
-        check_output_path(target.split("::")[0], overwrite=overwrite)
+    check_outputs([image], targets, overwrite=overwrite)
     if max_area is not None and max_area < 1:
         raise ValueError(f"--max-area must be a positive number of pixels, got {max_area}")
 
@@ -191,16 +189,6 @@ def clean_spots_command(
         )
 
 
-def _check_distinct(source: str, targets: list[str]) -> None:
-    seen: set[Path] = set()
-    source_path = Path(source.split("::")[0]).resolve()
-    for target in targets:
-        path = Path(target.split("::")[0]).resolve()
-        if path == source_path:
-            raise ValueError(f"output '{target}' is the input image; inputs are never modified")
-        if path in seen:
-            raise ValueError(f"output '{target}' is given twice; each output needs its own file")
-        seen.add(path)
 
 
 def _frame_axis(array: np.ndarray, metadata: dict, name: str) -> int | None:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from ._app import AxesOpt, OverwriteOpt, QuietOpt, _report_warnings, app
+from ._app import AxesOpt, OverwriteOpt, QuietOpt, _report_warnings, app, check_outputs
 
 _METHOD_HELP = (
     "manual (needs --value); automatic: otsu (default), isodata, li, mean, minimum, triangle, "
@@ -123,15 +123,13 @@ def threshold_command(
     clean-up (opening, closing, small objects, holes) after it. The levels used are
     reported and can be reused on the next sample with --levels-from.
     """
-    from niseg.io import check_output_path, read_image, write_image, write_json
+    from niseg.io import read_image, write_image, write_json
     from niseg.threshold import threshold, try_all_thresholds
 
     if out is None and not try_all:
         raise ValueError("--out is required (only --try-all runs without it)")
     targets = [p for p in (out, figure, stats_out) if p is not None]
-    _check_distinct(image, targets)
-    for target in targets:
-        check_output_path(target.split("::")[0], overwrite=overwrite)
+    check_outputs([image], targets, overwrite=overwrite)
     given = _read_levels(levels_from) if levels_from is not None else None
     options = _options(given, method=method, foreground=foreground, classes=classes,
                        background=background, background_mode=background_mode,
@@ -289,14 +287,3 @@ def _write_figure(path: str, array: np.ndarray, labels: np.ndarray | None,
                               title=f"{stats['input']}: {stats['method']}")
     save_figure(fig, path, overwrite=overwrite)
 
-
-def _check_distinct(source: str, targets: list[str]) -> None:
-    seen: set[Path] = set()
-    source_path = Path(source.split("::")[0]).resolve()
-    for target in targets:
-        path = Path(target.split("::")[0]).resolve()
-        if path == source_path:
-            raise ValueError(f"output '{target}' is the input image; inputs are never modified")
-        if path in seen:
-            raise ValueError(f"output '{target}' is given twice; each output needs its own file")
-        seen.add(path)
