@@ -124,7 +124,6 @@ def test_existing_output_is_refused_before_any_work(capsys, tmp_path, noisy):
     [
         ("mrf", ["--classes", "1"], "classes"),
         ("mrf", ["--beta", "-2"], "beta"),
-        ("mrf", ["--classes", "3", "--optimizer", "graphcut"], "classes=2"),
         ("superpixels", ["--method", "median"], "method"),
         ("quadtree", ["--threshold", "1", "--criterion", "mad"], "criterion"),
     ],

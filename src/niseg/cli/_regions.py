@@ -247,8 +247,9 @@ def mrf_command(
         "Start of the class intensity model, refined by EM: kmeans or otsu "
         "(multi-Otsu)."))] = "kmeans",
     optimizer: Annotated[str, typer.Option("--optimizer", help=(
-        "icm (iterated conditional modes, any K) or graphcut (exact for K = 2; needs "
-        "PyMaxflow)."))] = "icm",
+        "icm (iterated conditional modes, fast, a local minimum) or graphcut (any K: exact "
+        "for K = 2, alpha-expansion for more; lower energy; needs PyMaxflow, "
+        "pip install 'niseg[graph]')."))] = "icm",
     connectivity: Annotated[int, typer.Option("--connectivity", help=(
         "Neighbours: 1 = 4 in 2D / 6 in 3D; 2 = 8 in 2D; 3 = 26 in 3D."))] = 1,
     max_iter: Annotated[int, typer.Option("--max-iter", help="Most ICM sweeps.")] = 30,
