@@ -305,3 +305,23 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert (out / "metrics.json").read_bytes() == before
     status, stdout, err = run(capsys, "demo", "-o", out, "--quiet", "--overwrite")
     assert status == 0 and stdout == "" and err == ""
+
+
+def test_evaluate_binary_folds_a_material_map(tmp_path, capsys):
+    truth = np.zeros((20, 20), np.uint8)
+    truth[2:8, 2:8] = 1  # 36 px of material 1
+    truth[10:18, 10:18] = 3  # 64 px of material 3
+    pred = (truth > 0).astype(np.uint8)
+    pred[2:4, 2:8] = 0  # miss 12 px
+    write_image(tmp_path / "truth.tif", truth)
+    write_image(tmp_path / "pred.tif", pred)
+    status, out, _ = run(capsys, "evaluate", tmp_path / "truth.tif", tmp_path / "pred.tif",
+                         "--json", "--binary")
+    assert status == 0
+    data = json.loads(out)
+    assert data["recall"] == pytest.approx(88 / 100)
+    assert data["precision"] == pytest.approx(1.0)
+    assert data["confusion"] == [[300, 0], [12, 88]]
+    status, _, err = run(capsys, "evaluate", tmp_path / "truth.tif", tmp_path / "pred.tif",
+                         "--binary", "--foreground", "1")
+    assert_user_error(status, err, "--binary")

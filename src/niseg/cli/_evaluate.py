@@ -32,6 +32,16 @@ def evaluate(
             ),
         ),
     ] = None,
+    binary: Annotated[
+        bool,
+        typer.Option(
+            "--binary",
+            help=(
+                "Score any non-zero value as foreground in both images, e.g. a material label "
+                "map (0 = open beam, 1..K = materials) against a binary segmentation."
+            ),
+        ),
+    ] = False,
     roi: Annotated[
         Optional[str],
         typer.Option(
@@ -83,6 +93,16 @@ def evaluate(
             raise ValueError(
                 f"--roi {roi!r} selects no pixels of an image of shape {truth_img.shape}"
             )
+    if binary:
+        if foreground is not None:
+            raise ValueError("give either --binary or --foreground, not both")
+        if ignore is not None:
+            # leave the ignored truth pixels out before the truth is folded to 0/1
+            keep = np.asarray(truth_img) != ignore
+            mask = keep if mask is None else (mask & keep)
+            ignore = None
+        truth_img = (np.asarray(truth_img) != 0).astype(np.uint8)
+        pred_img = (np.asarray(pred_img) != 0).astype(np.uint8)
     result = segmentation_report(
         truth_img, pred_img, proba=proba_img, foreground=foreground, mask=mask, ignore=ignore
     )
