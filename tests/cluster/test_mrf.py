@@ -50,8 +50,6 @@ def test_beta_zero_is_pixelwise_maximum_likelihood():
 
 @pytest.mark.parametrize("optimizer", ["icm", "graphcut"])
 def test_three_classes_in_3d_with_26_neighbours(optimizer):
-    if optimizer == "graphcut":
-        pytest.importorskip("maxflow")
     rng = np.random.default_rng(0)
     truth = np.repeat(np.array([1, 2, 3], dtype=np.uint8), 8)[None, None, :].repeat(12, 0)
     truth = truth.repeat(16, 1)
@@ -70,8 +68,6 @@ def test_three_classes_in_3d_with_26_neighbours(optimizer):
 @pytest.mark.parametrize(("optimizer", "classes"), [("icm", 2), ("graphcut", 2),
                                                     ("graphcut", 3)])
 def test_mask_and_nan_pixels_get_zero(optimizer, classes):
-    if optimizer == "graphcut":
-        pytest.importorskip("maxflow")
     _, image = _noisy_three_phase(shape=(40, 50))
     image[0, :] = np.nan
     mask = np.ones(image.shape, dtype=bool)
@@ -125,7 +121,6 @@ def test_graph_cut_without_pymaxflow_gives_clear_error(monkeypatch):
 
 
 def test_two_class_graph_cut_is_the_global_minimum():
-    pytest.importorskip("maxflow")
     truth, image = _noisy_two_phase(shape=(64, 64))
     icm = mrf_segmentation(image, beta=1.0)
     cut = mrf_segmentation(image, beta=1.0, optimizer="graphcut")
@@ -150,7 +145,6 @@ def test_two_class_graph_cut_is_the_global_minimum():
 
 @pytest.mark.parametrize(("connectivity", "offsets"), [(1, FOUR), (2, FOUR + [(1, 1), (1, -1)])])
 def test_alpha_expansion_beats_icm_on_three_phases(connectivity, offsets):
-    pytest.importorskip("maxflow")
     truth, image = _noisy_three_phase()
     beta = 1.0 if connectivity == 1 else 0.7
     icm = mrf_segmentation(image, classes=3, beta=beta, connectivity=connectivity)
@@ -170,7 +164,6 @@ def test_alpha_expansion_beats_icm_on_three_phases(connectivity, offsets):
 
 
 def test_alpha_expansion_energy_never_increases():
-    pytest.importorskip("maxflow")
     _, image = _noisy_three_phase(noise=0.6, shape=(64, 64))
     result = mrf_segmentation(image, classes=3, beta=1.5, optimizer="graphcut")
     start = _energy(result.initial, image, result, 1.5, FOUR)
