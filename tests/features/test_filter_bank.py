@@ -70,7 +70,8 @@ def test_structure_tensor_eigenvalues_equal_skimage_2d():
     s = 2.0
     f = _single(a, "structure", s)
     d = [ndi.gaussian_filter(a64, s, order=o) for o in ([1, 0], [0, 1])]
-    tensor = [ndi.gaussian_filter(d[i] * d[j], 2 * s) for i, j in ((0, 0), (0, 1), (1, 1))]
+    outer = FeatureSpec().structure_outer * s  # ilastik's outer scale, 0.5 s
+    tensor = [ndi.gaussian_filter(d[i] * d[j], outer) for i, j in ((0, 0), (0, 1), (1, 1))]
     exact = skf.structure_tensor_eigenvalues(tensor)
     np.testing.assert_allclose(np.moveaxis(f, -1, 0), exact, rtol=1e-4,
                                atol=1e-5 * exact.max())
@@ -79,7 +80,7 @@ def test_structure_tensor_eigenvalues_equal_skimage_2d():
     # Gaussian-smoothed image it approaches our inner scale as the scale grows.
     b = _smooth_noise((96, 96), seed=1)
     s = 4.0
-    f = _single(b, "structure", s)
+    f = _single(b, "structure", s, structure_outer=2.0)
     st = skf.structure_tensor(ndi.gaussian_filter(b.astype(np.float64), s), sigma=2 * s,
                               mode="reflect")
     ref = skf.structure_tensor_eigenvalues(st) / 64
@@ -106,7 +107,7 @@ def test_3d_hessian_and_structure_match_references():
     np.testing.assert_allclose(np.moveaxis(f[..., 3:], -1, 0), hess,
                                atol=2e-3 * np.abs(hess).max())
     d = [ndi.gaussian_filter(v64, s, order=o) for o in ([1, 0, 0], [0, 1, 0], [0, 0, 1])]
-    tensor = [ndi.gaussian_filter(d[i] * d[j], 2 * s)
+    tensor = [ndi.gaussian_filter(d[i] * d[j], FeatureSpec().structure_outer * s)
               for i, j in combinations_with_replacement(axes, 2)]
     st = skf.structure_tensor_eigenvalues(tensor)
     np.testing.assert_allclose(np.moveaxis(f[..., :3], -1, 0), st, atol=2e-3 * st.max())
@@ -191,7 +192,8 @@ def test_presets_counts_and_names():
     assert ilastik.n_features(1, 2) == 1 + 7 * (4 + 2 + 2)
     assert ilastik.n_features(1, 3) == 1 + 7 * (4 + 3 + 3)
     assert ilastik.n_features(2, 2) == 2 * 57
-    assert ilastik.halo == 40 + 80  # structure tensor at 10: inner 10, outer 20
+    # DoG at 10 reaches G(16) (radius 64); the structure tensor 40 (inner 10) + 20 (outer 5)
+    assert ilastik.halo == 64
     names = ilastik.names(1, 2)
     assert names[:2] == ["raw", "gaussian s=0.3"]
     assert "structure s=1.6 e2" in names and names[-1] == "hessian s=10 e2"

@@ -67,7 +67,8 @@ class FeatureSpec:
         Radius ``r`` of the raw neighbourhood: the intensities at every offset within
         ``r`` pixels along each axis (``(2r + 1)**ndim - 1`` shifted copies).
     structure_outer : float
-        Outer (tensor smoothing) sigma of the structure tensor as a multiple of the scale.
+        Outer (tensor smoothing) sigma of the structure tensor as a multiple of the scale;
+        0.5 as in ilastik (inner scale ``s``, outer scale ``0.5 s``).
 
     Examples
     --------
@@ -88,7 +89,7 @@ class FeatureSpec:
     local_stats: tuple[str, ...] = ()
     window: int = 5
     neighbourhood: int = 0
-    structure_outer: float = 2.0
+    structure_outer: float = 0.5
 
     def __post_init__(self) -> None:
         filters = _names(self.filters, FILTERS, "filters")
