@@ -63,6 +63,7 @@ _MAX_JSON_BYTES = 16 * 1024 * 1024
 # loaded (so loading a threshold model never imports torch).
 _MODEL_KINDS: dict[str, str] = {
     "smoothed-threshold": "niseg.threshold:ThresholdSegmenter",
+    "pixel-classifier": "niseg.classify:PixelClassifier",
 }
 
 # Types a weights.skops member may contain beyond skops's own defaults (primitives, NumPy
