@@ -4,9 +4,15 @@ The package is a library first; the ``niseg`` command line and the reports are t
 over the public functions of its sub-packages:
 
 - :mod:`niseg.io` reads and writes images with their axes and metadata;
-- :mod:`niseg.simulate` makes radiographs with exact ground truth;
+- :mod:`niseg.preprocess` normalizes by open beam and dark current and cleans spots;
+- :mod:`niseg.simulate` makes radiographs, tomograms, roots and ToF cubes with exact truth;
+- :mod:`niseg.features` computes per-pixel filter features;
 - :mod:`niseg.threshold` thresholds images (and a trainable smoothed-threshold segmenter);
-- :mod:`niseg.metrics` measures segmentation quality;
+- :mod:`niseg.cluster` clusters pixels and spectra, superpixels, quad trees, MRFs;
+- :mod:`niseg.classify` trains pixel classifiers on a few brush strokes;
+- :mod:`niseg.objects` labels and measures objects;
+- :mod:`niseg.metrics` measures segmentation quality (:mod:`niseg.robustness` over many
+  simulated realizations);
 - :mod:`niseg.models` defines the ``Segmenter`` protocol and the ``.niseg`` model file;
 - :mod:`niseg.tiling` predicts in tiles with halos, in bounded memory;
 - :mod:`niseg.report` draws figures and writes self-contained HTML reports.
@@ -24,7 +30,22 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-_SUBMODULES = ("io", "simulate", "threshold", "metrics", "models", "tiling", "report")
+_SUBMODULES = (
+    "io",
+    "preprocess",
+    "simulate",
+    "features",
+    "threshold",
+    "cluster",
+    "classify",
+    "objects",
+    "metrics",
+    "robustness",
+    "models",
+    "tiling",
+    "report",
+    "demo",
+)
 
 __all__ = ["__version__", *_SUBMODULES]
 
