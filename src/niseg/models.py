@@ -41,6 +41,7 @@ __all__ = [
     "FORMAT_VERSION",
     "ModelState",
     "Segmenter",
+    "as_array_list",
     "file_sha256",
     "load_model",
     "model_kinds",
@@ -173,6 +174,40 @@ class ModelState:
     tensors: dict[str, np.ndarray] | None = None
     normalization: dict[str, Any] | None = None
     provenance: dict[str, Any] | None = None
+
+
+def as_array_list(value: Any, name: str) -> list[np.ndarray]:
+    """Normalise the ``images`` / ``labels`` / ``masks`` argument of ``Segmenter.fit``.
+
+    Every segmenter accepts one array or a list (tuple) of arrays; this turns either into a
+    list of arrays, with one clear error for what is neither.
+
+    Parameters
+    ----------
+    value : array_like or sequence of array_like
+        One image, or several.
+    name : str
+        The argument's name, for error messages.
+
+    Returns
+    -------
+    list of ndarray
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> len(as_array_list(np.zeros((4, 4)), "images")), len(as_array_list([1, 2], "images"))
+    (1, 2)
+    """
+    if value is None:
+        raise ValueError(f"{name} is missing")
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be an array or a list of arrays, not a string")
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"{name} is empty; give at least one array")
+        return [np.asarray(v) for v in value]
+    return [np.asarray(value)]
 
 
 def register_model_kind(kind: str, target: str) -> None:

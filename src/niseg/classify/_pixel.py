@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from niseg.features import FeatureSpec, compute_features
-from niseg.models import ModelState
+from niseg.models import ModelState, as_array_list
 
 from ._estimators import METHODS, balanced_sample, make_estimator, single_threaded
 
@@ -168,9 +168,9 @@ class PixelClassifier:
         if (labels is None) == (masks is None):
             raise ValueError("give either labels (sparse, 0 = unlabeled) or masks (dense "
                              "binary), exactly one of them")
-        image_list = _as_list(images, "images")
+        image_list = as_array_list(images, "images")
         target_name = "labels" if labels is not None else "masks"
-        target_list = _as_list(labels if labels is not None else masks, target_name)
+        target_list = as_array_list(labels if labels is not None else masks, target_name)
         if len(target_list) != len(image_list):
             raise ValueError(f"got {len(image_list)} images but {len(target_list)} "
                              f"{target_name}")
@@ -461,14 +461,6 @@ def _item(name: str, i: int, n: int) -> str:
     return name if n == 1 else f"{name}[{i}]"
 
 
-def _as_list(value: Any, name: str) -> list[np.ndarray]:
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise ValueError(f"{name} is empty; give at least one array")
-        return [np.asarray(v) for v in value]
-    if value is None:
-        raise ValueError(f"{name} is missing")
-    return [np.asarray(value)]
 
 
 def _check_values(image: np.ndarray, name: str) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.special import expit
 
-from niseg.models import ModelState
+from niseg.models import ModelState, as_array_list
 from niseg.threshold._levels import AUTOMATIC_METHODS, threshold_value
 
 __all__ = ["ThresholdSegmenter"]
@@ -23,14 +23,6 @@ __all__ = ["ThresholdSegmenter"]
 _TRUNCATE = 4.0  # Gaussian kernels are cut at 4 σ; the halo follows from it.
 
 
-def _as_list(value: Any, name: str) -> list[np.ndarray]:
-    if isinstance(value, np.ndarray) or hasattr(value, "__array__") and not isinstance(
-        value, (list, tuple)
-    ):
-        return [np.asarray(value)]
-    if isinstance(value, Sequence) and value and not isinstance(value, str):
-        return [np.asarray(v) for v in value]
-    raise TypeError(f"{name} must be an array or a list of arrays")
 
 
 class ThresholdSegmenter:
@@ -138,7 +130,7 @@ class ThresholdSegmenter:
                 f"method={self.method!r} is unsupervised; leave method='auto' to learn the "
                 "level from labels or masks"
             )
-        image_list = _as_list(images, "images")
+        image_list = as_array_list(images, "images")
         ndim = image_list[0].ndim
         for i, image in enumerate(image_list):
             if image.ndim not in (2, 3) or image.ndim != ndim:
@@ -163,7 +155,7 @@ class ThresholdSegmenter:
             self.bright_class_ = 1 if self.foreground == "bright" else 0
             self.fitted_with_ = method
         else:
-            target_list = _as_list(targets, "labels" if labels is not None else "masks")
+            target_list = as_array_list(targets, "labels" if labels is not None else "masks")
             if len(target_list) != len(image_list):
                 raise ValueError(
                     f"got {len(image_list)} images but {len(target_list)} label images"
