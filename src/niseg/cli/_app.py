@@ -139,10 +139,6 @@ def _parse_roi(text: str, ndim: int) -> tuple[slice, ...]:
     return tuple(slices)
 
 
-def _jsonable(value: Any) -> Any:
-    from niseg.io import to_jsonable
-
-    return to_jsonable(value)
 
 
 def check_outputs(

@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 import numpy as np
 import typer
 
+from niseg.io import to_jsonable
+
 from ._app import (
     QuietOpt,
-    _jsonable,
     _parse_roi,
     app,
 )
@@ -107,7 +108,7 @@ def evaluate(
         truth_img, pred_img, proba=proba_img, foreground=foreground, mask=mask, ignore=ignore
     )
     if as_json:
-        typer.echo(json.dumps(_jsonable(result), indent=2))
+        typer.echo(json.dumps(to_jsonable(result), indent=2))
         return
     if quiet:
         return

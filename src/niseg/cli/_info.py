@@ -9,9 +9,10 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from niseg.io import to_jsonable
+
 from ._app import (
     AxesOpt,
-    _jsonable,
     app,
 )
 
@@ -79,7 +80,7 @@ def info(
         "metadata": metadata,
     }
     if as_json:
-        typer.echo(json.dumps(_jsonable(result), indent=2))
+        typer.echo(json.dumps(to_jsonable(result), indent=2))
         return
     typer.echo(f"image: {path}")
     typer.echo(f"  format: {result['format']}")
@@ -90,7 +91,7 @@ def info(
     typer.echo(f"  dtype: {array.dtype}  min: {lo:g}  max: {hi:g}")
     for key, value in metadata.items():
         if key not in ("axes", "axes_guessed"):
-            typer.echo(f"  {key}: {json.dumps(_jsonable(value))}")
+            typer.echo(f"  {key}: {json.dumps(to_jsonable(value))}")
 
 
 def _format_or_stack(path: str) -> str:
