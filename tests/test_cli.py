@@ -13,6 +13,7 @@ import tifffile
 
 from cli_helpers import assert_user_error, files_in, run
 from niseg.io import read_image, write_image
+from niseg.models import read_model_info
 
 # -------------------------------------------------------------------------------- basics
 
@@ -283,9 +284,20 @@ def test_demo_end_to_end(tmp_path, capsys):
                 "overview.png", "report.html"}
     assert expected <= files_in(out)
     metrics = json.loads((out / "metrics.json").read_text())
-    trained = metrics["trained_threshold"]
+    trained = metrics["segmentation"]
     assert trained["dice"] > 0.9
     assert trained["dice"] > metrics["otsu"]["dice"]
+    # the model is chosen on the training image only, and the choice is the better candidate
+    chosen = metrics["model"]["chosen"]
+    validation = metrics["model"]["validation_dice"]
+    assert set(validation) == set(metrics["candidates"]) == {"trained threshold",
+                                                             "pixel classifier"}
+    assert validation[chosen] == max(validation.values())
+    assert metrics["candidates"][chosen] == trained
+    # on these radiographs the classifier wins, on validation and on the unseen test image
+    assert chosen == "pixel classifier"
+    assert trained["dice"] > metrics["candidates"]["trained threshold"]["dice"] + 0.02
+    assert read_model_info(out / "model.niseg")["kind"] == "pixel-classifier"
     # spots are found against the simulator's exact spot mask
     assert metrics["spots"]["precision"] > 0.9 and metrics["spots"]["recall"] > 0.9
     assert metrics["normalization"]["n_open_beam_frames"] == 5
