@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -12,11 +11,22 @@ import numpy as np
 from niseg.features import FeatureSpec, compute_features
 from niseg.models import ModelState, as_array_list
 
-from ._estimators import METHODS, balanced_sample, make_estimator, single_threaded
+from ._autocontext import (
+    CONTEXT_FOLDS,
+    context_features,
+    context_names,
+    estimator_proba,
+    fit_estimator,
+    n_context_features,
+    resolve_context_spec,
+)
+from ._estimators import METHODS, balanced_sample, single_threaded
+from ._folds import axis_coordinate, balanced_stripes, fold_of, stripe
+from ._selection import EVAL_PIXELS, SELECTION_FOLDS, SELECTION_SAMPLES_PER_CLASS, select_columns
 
-#: Pixels per call of the estimator while predicting, so the estimator's own temporaries
-#: (float64 copies, per-tree outputs) stay small whatever the block size.
-CHUNK_PIXELS = 1 << 16
+#: Whole-image features kept in memory between autocontext stages (beyond it they are
+#: computed again for every stage).
+FEATURE_CACHE_BYTES = 2 * 1024**3
 
 
 class PixelClassifier:
@@ -56,6 +66,23 @@ class PixelClassifier:
     random_state : int or None
         Seed of the pixel sampling and of the estimator; the same data and seed give the same
         model.
+    stages : int
+        Autocontext stages. Stage ``s >= 2`` classifies each pixel from the image features
+        plus ``context_features`` of stage ``s - 1``'s probability maps (for two classes the
+        foreground map only; for ``K > 2`` all ``K`` maps as channels). Its training maps are
+        out-of-fold: every training image is cut into two stripes holding equal shares of its
+        labels, and each stripe's map comes from a model trained on the other stripe's
+        samples. The halo grows by the context features' halo per extra stage.
+    context_features : {"context", "ilastik", "fast"} or FeatureSpec or dict
+        Filters on the probability maps. ``"context"`` (default): raw probability plus
+        Gaussian, gradient magnitude and Hessian eigenvalues at 1, 2, 3.5 and 5 px (halo 20).
+    select_features : bool
+        Keep only the fewest top-ranked image features whose held-out Dice is within 0.01 of
+        all features' (one stripe in four of every image is held out; ranking by impurity
+        importance, or by an auxiliary random forest for methods without it). Prediction
+        then computes only those columns and the halo shrinks with them. With ``stages > 1``
+        the selection is made for stage 1 and later stages use the selected image features
+        plus all context features.
 
     Attributes
     ----------
@@ -67,9 +94,23 @@ class PixelClassifier:
     feature_spec_ : FeatureSpec
         The feature bank used.
     feature_names_ : list of str
-        One name per feature column.
+        One name per image feature column used (all of the spec's, or the selected ones).
+    feature_columns_ : list of int
+        Their indices into ``feature_spec_.names(n_channels_, spatial_dims)``.
     estimator_ : sklearn estimator
-        The fitted classifier (predicting class indices ``0..K-1``).
+        The fitted stage-1 classifier (predicting class indices ``0..K-1``).
+    estimators_ : list of sklearn estimator
+        One fitted classifier per stage.
+    n_stages_ : int
+        Number of autocontext stages.
+    context_spec_ : FeatureSpec or None
+        Filters applied to probability maps (``None`` for one stage).
+    selected_features_ : list of str or None
+        Names of the selected image features (``None`` without ``select_features``).
+    selection_ : dict or None
+        How they were chosen: ``k`` (subset sizes tried, the last being all features),
+        ``dice`` (held-out Dice of each), ``chosen_k``, ``chosen_dice``, ``full_dice``,
+        ``tolerance``, ``ranked_by``, ``ranking`` (all names, best first), pixel counts.
     n_samples_per_class_ : (K,) ndarray
         Training pixels used per class.
 
@@ -84,10 +125,21 @@ class PixelClassifier:
     True
     >>> model.predict_proba(image).shape, model.halo
     ((64, 64, 2), (40, 40))
+
+    Two autocontext stages, and feature selection:
+
+    >>> two = PixelClassifier(features="fast", n_estimators=10, stages=2).fit(
+    ...     image, masks=truth)
+    >>> two.n_stages_, two.halo  # 40 for the image features + 20 for the context features
+    (2, (60, 60))
+    >>> sel = PixelClassifier(features="fast", n_estimators=10, select_features=True).fit(
+    ...     image, masks=truth)
+    >>> len(sel.selected_features_) < 10, sel.selection_["chosen_k"] == len(sel.feature_names_)
+    (True, True)
     """
 
     model_kind = "pixel-classifier"
-    model_version = 1
+    model_version = 2
 
     def __init__(
         self,
@@ -100,6 +152,9 @@ class PixelClassifier:
         spacing: Sequence[float] | None = None,
         channel_axis: int | None = None,
         random_state: int | None = 0,
+        stages: int = 1,
+        context_features: str | FeatureSpec | Mapping[str, Any] = "context",
+        select_features: bool = False,
     ) -> None:
         self.features = features
         self.method = method
@@ -109,6 +164,9 @@ class PixelClassifier:
         self.spacing = spacing
         self.channel_axis = channel_axis
         self.random_state = random_state
+        self.stages = stages
+        self.context_features = context_features
+        self.select_features = select_features
 
     # -- protocol properties -----------------------------------------------------------------
 
@@ -120,19 +178,48 @@ class PixelClassifier:
 
     @property
     def halo(self) -> tuple[int, ...]:
-        """Receptive-field radius per spatial axis: that of the feature bank."""
+        """Receptive-field radius per spatial axis: that of the image features used, plus
+        that of the context features once per autocontext stage after the first."""
         self._check_fitted()
-        return self.feature_spec_.halo_per_axis(self.spacing, self.spatial_dims_)
+        halo = np.array(self.feature_spec_.halo_per_axis(
+            self.spacing, self.spatial_dims_, columns=self.feature_columns_,
+            n_channels=self.n_channels_))
+        if self.n_stages_ > 1:
+            maps = 1 if len(self.classes_) == 2 else len(self.classes_)
+            halo += (self.n_stages_ - 1) * np.array(self.context_spec_.halo_per_axis(
+                self.spacing, self.spatial_dims_, n_channels=maps))
+        return tuple(int(h) for h in halo)
 
     @property
     def feature_importances_(self) -> np.ndarray:
-        """Impurity-based importance of each feature (``rf``, ``et`` and ``tree`` only)."""
+        """Impurity-based importance of each stage-1 feature, aligned with
+        ``feature_names_`` (``rf``, ``et`` and ``tree`` only); later stages' importances are
+        in ``stage_feature_importances_``."""
         self._check_fitted()
         values = getattr(self.estimator_, "feature_importances_", None)
         if values is None:
             raise AttributeError(f"method {self.method!r} has no feature importances; use "
                                  "'rf', 'et' or 'tree'")
         return np.asarray(values)
+
+    @property
+    def stage_feature_names_(self) -> list[list[str]]:
+        """Column names of every stage's estimator: the image features, then (stages 2 and
+        later) ``context ...`` features of the previous stage's probability maps."""
+        self._check_fitted()
+        out = [list(self.feature_names_)]
+        if self.n_stages_ > 1:
+            extra = context_names(self.context_spec_, len(self.classes_), self.spatial_dims_)
+            out += [list(self.feature_names_) + extra for _ in range(1, self.n_stages_)]
+        return out
+
+    @property
+    def stage_feature_importances_(self) -> list[np.ndarray | None]:
+        """Per stage, the importances aligned with ``stage_feature_names_`` (``None`` for
+        methods without them)."""
+        self._check_fitted()
+        return [None if getattr(e, "feature_importances_", None) is None
+                else np.asarray(e.feature_importances_) for e in self.estimators_]
 
     # -- fitting -----------------------------------------------------------------------------
 
@@ -159,6 +246,13 @@ class PixelClassifier:
         method = self._method()
         n_jobs = self._n_jobs()
         n_estimators = self._positive_int("n_estimators", self.n_estimators)
+        stages = self._positive_int("stages", self.stages)
+        if not isinstance(self.select_features, (bool, np.bool_)):
+            raise TypeError(f"select_features must be True or False, got "
+                            f"{self.select_features!r}")
+        select = bool(self.select_features)
+        if stages > 1:
+            resolve_context_spec(self.context_features)
         cap = self.max_samples_per_class
         if cap is not None:
             cap = self._positive_int("max_samples_per_class", cap)
@@ -217,31 +311,128 @@ class PixelClassifier:
 
         rng = np.random.default_rng(self.random_state)
         indices, y_parts, counts = balanced_sample(targets, classes, cap, rng)
-        n_features = spec.n_features(n_channels, spatial_dims)
-        x = np.empty((int(counts.sum()), n_features), dtype=np.float32)
-        row = 0
-        for image, idx in zip(image_list, indices):
-            if idx.size == 0:
-                continue
-            feats = self._features(image, spec, n_jobs)
-            x[row : row + idx.size] = feats.reshape(-1, n_features)[idx]
-            row += idx.size
-            del feats
         y = np.concatenate(y_parts)
+        n_classes = len(classes)
+        prior = counts / counts.sum()
+        shapes = [t.shape for t in targets]
+        class_index = [_class_index(t, classes) for t in targets]
+        labelled = [c >= 0 for c in class_index]
+        image_id = np.concatenate([np.full(idx.size, i, np.intp)
+                                   for i, idx in enumerate(indices)])
+        flat_index = np.concatenate(indices)
+        context = resolve_context_spec(self.context_features) if stages > 1 else None
+        if select:
+            holdout_rows, eval_pixels, y_eval, gap_rows = _holdout_split(
+                labelled, targets, classes, indices, spec.halo_per_axis(
+                    self.spacing, spatial_dims, n_channels=n_channels), rng)
 
-        estimator = make_estimator(method, n_estimators=n_estimators, n_jobs=n_jobs,
-                                   random_state=self.random_state)
-        estimator.fit(x, y)
-        self.estimator_ = single_threaded(estimator)
+        # One pass over the images computes every feature of the sampled (and held-out)
+        # pixels; whole feature images are kept only when later stages need them again.
+        n_all = spec.n_features(n_channels, spatial_dims)
+        x_all = np.empty((y.size, n_all), dtype=np.float32)
+        eval_parts = []
+        cache: list[np.ndarray | None] = []
+        cached_bytes = 0
+        for i, image in enumerate(image_list):
+            if indices[i].size == 0 and stages == 1 and not select:
+                continue
+            feats = self._features(image, spec, n_jobs).reshape(-1, n_all)
+            x_all[image_id == i] = feats[indices[i]]
+            if select:
+                eval_parts.append(feats[eval_pixels[i]])
+            if stages > 1:
+                keep = cached_bytes + feats.nbytes <= FEATURE_CACHE_BYTES
+                cache.append(feats if keep else None)
+                cached_bytes += feats.nbytes if keep else 0
+            del feats
+
+        names = spec.names(n_channels, spatial_dims)
+        selection = None
+        columns = list(range(n_all))
+        if select:
+            train = ~holdout_rows & ~gap_rows
+            train &= _cap_per_class(y, train, SELECTION_SAMPLES_PER_CLASS, rng)
+            x_eval = np.concatenate(eval_parts) if eval_parts else np.empty((0, n_all))
+            if not np.unique(y[train]).size == n_classes or y_eval.size == 0:
+                raise ValueError("select_features needs labelled pixels of every class "
+                                 "outside and inside the held-out stripe; label more of "
+                                 "the image or use select_features=False")
+            columns, selection = select_columns(
+                x_all[train], y[train], x_eval, y_eval, n_classes, names, method=method,
+                n_estimators=n_estimators, n_jobs=n_jobs, random_state=self.random_state)
+            del x_eval, eval_parts
+        x_image = x_all if len(columns) == n_all else x_all[:, columns]
+        del x_all
+
+        fit_kwargs = {"n_estimators": n_estimators, "n_jobs": n_jobs,
+                      "random_state": self.random_state, "fallback": prior}
+        estimators = [fit_estimator(method, x_image, y, n_classes, **fit_kwargs)]
+        if stages > 1:
+            estimators += self._fit_context_stages(
+                image_list, cache, spec, columns, context, stages, class_index, shapes, indices,
+                image_id, flat_index, x_image, y, n_classes, method, n_jobs, fit_kwargs)
+
+        self.estimators_ = estimators
+        self.estimator_ = estimators[0]
+        self.n_stages_ = stages
+        self.context_spec_ = context
         self.classes_ = classes
         self.spatial_dims_ = spatial_dims
         self.n_channels_ = int(n_channels)
         self.feature_spec_ = spec
-        self.feature_names_ = spec.names(self.n_channels_, spatial_dims)
+        self.feature_columns_ = columns
+        self.feature_names_ = [names[c] for c in columns]
+        self.selected_features_ = list(self.feature_names_) if select else None
+        self.selection_ = selection
         self.n_samples_per_class_ = counts
         self.fitted_with_ = target_name
         self.class_names_ = None
         return self
+
+    def _fit_context_stages(self, image_list, cache, spec, columns, context, stages,
+                            class_index, shapes, indices, image_id, flat_index, x_image, y,
+                            n_classes, method, n_jobs, fit_kwargs) -> list[Any]:
+        """Estimators of stages 2..``stages``, trained on out-of-fold probability maps."""
+        n_images = len(image_list)
+        axes, bounds = zip(*(balanced_stripes(c, CONTEXT_FOLDS, n_classes)
+                             for c in class_index))
+        sample_fold = np.empty(y.size, dtype=np.intp)
+        for i in range(n_images):
+            rows = image_id == i
+            coords = axis_coordinate(flat_index[rows], shapes[i], axes[i])
+            sample_fold[rows] = fold_of(coords, bounds[i])
+        n_context = n_context_features(context, n_classes, len(shapes[0]))
+        x_previous = x_image
+        context_maps: list[np.ndarray | None] = [None] * n_images
+        estimators = []
+        for _ in range(2, stages + 1):
+            fold_models = [fit_estimator(method, x_previous[sample_fold != f],
+                                         y[sample_fold != f], n_classes, **fit_kwargs)
+                           for f in range(CONTEXT_FOLDS)]
+            x_context = np.empty((y.size, n_context), dtype=np.float32)
+            for i, image in enumerate(image_list):
+                feats = cache[i] if i < len(cache) else None
+                if feats is None:
+                    feats = self._features(image, spec, n_jobs)
+                    feats = feats.reshape(-1, feats.shape[-1])
+                if len(columns) != feats.shape[1]:
+                    feats = feats[:, columns]
+                blocks = [feats] if context_maps[i] is None else [feats, context_maps[i]]
+                pixel = np.arange(feats.shape[0]).reshape(shapes[i])
+                oof = np.empty((feats.shape[0], n_classes), dtype=np.float32)
+                for f, model in enumerate(fold_models):
+                    region = pixel[stripe(bounds[i], f, axes[i], len(shapes[i]))].ravel()
+                    if region.size:
+                        oof[region] = estimator_proba(model, [b[region] for b in blocks],
+                                                      n_classes, n_jobs)
+                del blocks, feats
+                maps = context_features(oof.reshape(*shapes[i], n_classes), context,
+                                        self.spacing, n_jobs).reshape(oof.shape[0], -1)
+                x_context[image_id == i] = maps[indices[i]]
+                context_maps[i] = maps
+            x_previous = np.concatenate([x_image, x_context], axis=1)
+            estimators.append(fit_estimator(method, x_previous, y, n_classes, **fit_kwargs))
+        return estimators
 
     # -- prediction --------------------------------------------------------------------------
 
@@ -261,27 +452,22 @@ class PixelClassifier:
         """
         self._check_fitted()
         image = self._check_image(image)
-        feats = self._features(image, self.feature_spec_, self._n_jobs())
+        n_jobs = self._n_jobs()
+        columns = self.feature_columns_
+        all_columns = len(columns) == self.feature_spec_.n_features(self.n_channels_,
+                                                                   self.spatial_dims_)
+        feats = self._features(image, self.feature_spec_, n_jobs,
+                               None if all_columns else columns)
         spatial = feats.shape[:-1]
-        flat = feats.reshape(-1, feats.shape[-1])
+        feats = feats.reshape(-1, feats.shape[-1])
         n_classes = len(self.classes_)
-        out = np.empty((flat.shape[0], n_classes), dtype=np.float32)
-        starts = range(0, flat.shape[0], CHUNK_PIXELS)
-
-        def run(start: int) -> None:
-            stop = min(start + CHUNK_PIXELS, flat.shape[0])
-            out[start:stop] = self.estimator_.predict_proba(flat[start:stop])
-
-        workers = min(self._n_jobs(), len(starts))
-        if workers <= 1:
-            for start in starts:
-                run(start)
-        else:
-            # Tree and neighbour searches release the GIL, so threads over chunks scale, and
-            # every pixel's result is computed the same way whatever the chunking.
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                list(pool.map(run, starts))
-        return out.reshape(*spatial, n_classes)
+        proba = estimator_proba(self.estimators_[0], [feats], n_classes, n_jobs)
+        for estimator in self.estimators_[1:]:
+            maps = context_features(proba.reshape(*spatial, n_classes), self.context_spec_,
+                                    self.spacing, n_jobs)
+            proba = estimator_proba(estimator, [feats, maps.reshape(feats.shape[0], -1)],
+                                    n_classes, n_jobs)
+        return proba.reshape(*spatial, n_classes)
 
     def predict(self, image: np.ndarray) -> np.ndarray:
         """Label image: ``classes_[argmax(predict_proba(image))]``.
@@ -350,10 +536,11 @@ class PixelClassifier:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
         return int(value)
 
-    def _features(self, image: np.ndarray, spec: FeatureSpec, n_jobs: int) -> np.ndarray:
+    def _features(self, image: np.ndarray, spec: FeatureSpec, n_jobs: int,
+                  columns: Sequence[int] | None = None) -> np.ndarray:
         channel_axis = -1 if image.ndim > self._spatial_dims_of(image) else None
         return compute_features(image, spec, channel_axis=channel_axis, spacing=self.spacing,
-                                n_threads=n_jobs)
+                                n_threads=n_jobs, columns=columns)
 
     def _spatial_dims_of(self, image: np.ndarray) -> int:
         if hasattr(self, "spatial_dims_"):
@@ -384,12 +571,21 @@ class PixelClassifier:
     # -- model file --------------------------------------------------------------------------
 
     def to_model_state(self) -> ModelState:
-        """Return what the model file stores (see :func:`niseg.models.save_model`)."""
+        """Return what the model file stores (see :func:`niseg.models.save_model`).
+
+        Stage 1's estimator is ``estimator``, stage ``s >= 2``'s ``estimator_stage{s}``.
+        """
         self._check_fitted()
         features = self.features if isinstance(self.features, str) else (
             self.feature_spec_.to_dict())
+        context = self.context_features if isinstance(self.context_features, str) else (
+            resolve_context_spec(self.context_features).to_dict())
         spacing = None if self.spacing is None else [float(s) for s in self.spacing]
-        importances = getattr(self.estimator_, "feature_importances_", None)
+        importances = [None if v is None else [float(x) for x in v]
+                       for v in self.stage_feature_importances_]
+        estimators = {"estimator": self.estimators_[0]}
+        for s, estimator in enumerate(self.estimators_[1:], start=2):
+            estimators[f"estimator_stage{s}"] = estimator
         return ModelState(
             params={
                 "features": features,
@@ -400,6 +596,9 @@ class PixelClassifier:
                 "spacing": spacing,
                 "channel_axis": self.channel_axis,
                 "random_state": self.random_state,
+                "stages": int(self.n_stages_),
+                "context_features": context,
+                "select_features": bool(self.select_features),
             },
             state={
                 "classes_": self.classes_.tolist(),
@@ -407,30 +606,46 @@ class PixelClassifier:
                 "spatial_dims_": self.spatial_dims_,
                 "n_channels_": self.n_channels_,
                 "feature_spec_": self.feature_spec_.to_dict(),
+                "feature_columns_": [int(c) for c in self.feature_columns_],
                 "feature_names_": list(self.feature_names_),
                 "n_samples_per_class_": self.n_samples_per_class_.tolist(),
                 "fitted_with_": self.fitted_with_,
                 # aligned with feature_names_ (a dict would be re-sorted in the JSON)
-                "feature_importances_": (None if importances is None
-                                         else [float(v) for v in importances]),
+                "feature_importances_": importances[0],
+                "n_stages_": int(self.n_stages_),
+                "context_spec_": (None if self.context_spec_ is None
+                                  else self.context_spec_.to_dict()),
+                "stage_feature_importances_": importances,
+                "selected_features_": self.selected_features_,
+                "selection_": self.selection_,
             },
-            estimators={"estimator": self.estimator_},
+            estimators=estimators,
             provenance={"random_state": self.random_state},
         )
 
     @classmethod
     def from_model_state(cls, state: ModelState) -> PixelClassifier:
-        """Rebuild a fitted model from a :class:`niseg.models.ModelState`."""
+        """Rebuild a fitted model from a :class:`niseg.models.ModelState` (files of version 1,
+        single-stage without selection, load too)."""
         p = state.params
+        s = state.state
+        stages = int(s.get("n_stages_", 1))
         model = cls(features=p["features"], method=p["method"],
                     n_estimators=p["n_estimators"],
                     max_samples_per_class=p["max_samples_per_class"], n_jobs=p["n_jobs"],
                     spacing=p["spacing"], channel_axis=p["channel_axis"],
-                    random_state=p["random_state"])
-        s = state.state
-        estimator = (state.estimators or {}).get("estimator")
-        if estimator is None or not hasattr(estimator, "predict_proba"):
-            raise ValueError("a pixel classifier needs a fitted estimator in its weights")
+                    random_state=p["random_state"], stages=p.get("stages", 1),
+                    context_features=p.get("context_features", "context"),
+                    select_features=bool(p.get("select_features", False)))
+        weights = state.estimators or {}
+        estimators = [weights.get("estimator")]
+        estimators += [weights.get(f"estimator_stage{k}") for k in range(2, stages + 1)]
+        if stages < 1 or any(e is None or not hasattr(e, "predict_proba") for e in estimators):
+            raise ValueError(f"a pixel classifier with {stages} stage(s) needs a fitted "
+                             "estimator per stage in its weights")
+        if set(weights) != {"estimator"} | {f"estimator_stage{k}" for k in range(2, stages + 1)}:
+            raise ValueError(f"the model's weights hold estimators {sorted(weights)} but "
+                             f"n_stages_ is {stages}")
         model.feature_spec_ = FeatureSpec.from_dict(s["feature_spec_"])
         model.classes_ = np.asarray(s["classes_"], dtype=np.dtype(s["classes_dtype"]))
         model.spatial_dims_ = int(s["spatial_dims_"])
@@ -439,22 +654,42 @@ class PixelClassifier:
         model.n_samples_per_class_ = np.asarray(s["n_samples_per_class_"], dtype=np.int64)
         model.fitted_with_ = str(s["fitted_with_"])
         model.class_names_ = None
-        model.estimator_ = single_threaded(estimator)
+        model.estimators_ = [single_threaded(e) for e in estimators]
+        model.estimator_ = model.estimators_[0]
+        model.n_stages_ = stages
+        context = s.get("context_spec_")
+        model.context_spec_ = None if context is None else FeatureSpec.from_dict(context)
+        model.selected_features_ = s.get("selected_features_")
+        model.selection_ = s.get("selection_")
         if model.spatial_dims_ not in (2, 3) or model.n_channels_ < 1:
             raise ValueError("spatial_dims_ must be 2 or 3 and n_channels_ positive")
         if model.classes_.ndim != 1 or model.classes_.size < 2:
             raise ValueError("a pixel classifier has at least two classes")
-        n_features = model.feature_spec_.n_features(model.n_channels_, model.spatial_dims_)
-        if len(model.feature_names_) != n_features or getattr(
-                estimator, "n_features_in_", n_features) != n_features:
-            raise ValueError("the estimator's number of features does not match the spec")
-        if len(getattr(estimator, "classes_", model.classes_)) != model.classes_.size:
-            raise ValueError("the estimator's number of classes does not match classes_")
+        n_all = model.feature_spec_.n_features(model.n_channels_, model.spatial_dims_)
+        from niseg.features._spec import check_columns
+
+        model.feature_columns_ = check_columns(s.get("feature_columns_", range(n_all)), n_all)
+        n_features = len(model.feature_columns_)
+        if stages > 1 and model.context_spec_ is None:
+            raise ValueError(f"a {stages}-stage pixel classifier needs context_spec_")
+        n_context = 0 if stages == 1 else n_context_features(
+            model.context_spec_, model.classes_.size, model.spatial_dims_)
+        if len(model.feature_names_) != n_features:
+            raise ValueError("the model's feature names do not match its feature columns")
+        for k, estimator in enumerate(model.estimators_):
+            expected = n_features + (n_context if k else 0)
+            if getattr(estimator, "n_features_in_", expected) != expected:
+                raise ValueError(f"the stage {k + 1} estimator takes "
+                                 f"{estimator.n_features_in_} features but the spec gives "
+                                 f"{expected}")
+            if len(getattr(estimator, "classes_", model.classes_)) != model.classes_.size:
+                raise ValueError(f"the stage {k + 1} estimator's number of classes does not "
+                                 "match classes_")
         return model
 
     def __repr__(self) -> str:
         return (f"PixelClassifier(features={self.features!r}, method={self.method!r}, "
-                f"n_estimators={self.n_estimators!r})")
+                f"n_estimators={self.n_estimators!r}, stages={self.stages!r})")
 
 
 def _item(name: str, i: int, n: int) -> str:
@@ -483,3 +718,73 @@ def _check_labels(labels: np.ndarray, name: str) -> np.ndarray:
         raise ValueError(f"{name} holds negative values; use 0 for unlabeled and 1..K for "
                          "classes")
     return labels
+
+
+def _holdout_split(labelled: list[np.ndarray], targets: list[np.ndarray], classes: np.ndarray,
+                   indices: list[np.ndarray], halo: tuple[int, ...],
+                   rng: np.random.Generator,
+                   ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, np.ndarray]:
+    """Hold out one stripe of every image for feature selection.
+
+    Returns which sample rows lie in the held-out stripe, which lie within the filters'
+    reach of it (left out of selection training so neighbours do not leak), and the
+    held-out labelled pixels to score (flat indices per image, at most ``EVAL_PIXELS`` in
+    all) with their class indices.
+    """
+    class_index = [_class_index(t, classes) for t in targets]
+    axes, bounds = zip(*(balanced_stripes(c, SELECTION_FOLDS, classes.size)
+                         for c in class_index))
+    # Hold out the stripe whose class mix is closest to all labels' mix.
+    mix = np.zeros((SELECTION_FOLDS, classes.size))
+    for target, lab, ax, b in zip(targets, labelled, axes, bounds):
+        for f in range(SELECTION_FOLDS):
+            part = target[stripe(b, f, ax, target.ndim)]
+            values = part[lab[stripe(b, f, ax, target.ndim)]]
+            mix[f] += np.bincount(np.searchsorted(classes, values), minlength=classes.size)
+    overall = mix.sum(0) / max(mix.sum(), 1)
+    distance = [np.abs(m / max(m.sum(), 1) - overall).sum() if np.all(m > 0) else np.inf
+                for m in mix]
+    held = int(np.argmin(distance))
+    holdout_rows, gap_rows, pixels = [], [], []
+    for idx, lab, ax, b in zip(indices, labelled, axes, bounds):
+        coords = axis_coordinate(idx, lab.shape, ax)
+        lo, hi = int(b[held]), int(b[held + 1])
+        gap = min(halo[ax], lab.shape[ax] // (2 * SELECTION_FOLDS))
+        inside = (coords >= lo) & (coords < hi)
+        holdout_rows.append(inside)
+        gap_rows.append(~inside & (coords >= lo - gap) & (coords < hi + gap))
+        pixels.append(np.flatnonzero(lab[stripe(b, held, ax, lab.ndim)].ravel()))
+        # flat indices within the stripe -> flat indices within the image
+        if pixels[-1].size:
+            grid = np.arange(lab.size).reshape(lab.shape)[stripe(b, held, ax, lab.ndim)]
+            pixels[-1] = grid.ravel()[pixels[-1]]
+    sizes = np.array([p.size for p in pixels])
+    if sizes.sum() > EVAL_PIXELS:
+        picks = np.sort(rng.choice(int(sizes.sum()), size=EVAL_PIXELS, replace=False))
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        pixels = [p[picks[(picks >= lo) & (picks < hi)] - lo]
+                  for p, lo, hi in zip(pixels, starts[:-1], starts[1:])]
+    y_eval = np.concatenate([np.searchsorted(classes, t.ravel()[p])
+                             for t, p in zip(targets, pixels)]).astype(np.intp)
+    return (np.concatenate(holdout_rows), pixels, y_eval, np.concatenate(gap_rows))
+
+
+def _class_index(target: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Position of each pixel's value in ``classes``, -1 where it is none of them."""
+    index = np.searchsorted(classes, target)
+    inside = index < classes.size
+    found = np.zeros(target.shape, dtype=bool)
+    found[inside] = classes[index[inside]] == target[inside]
+    return np.where(found, index, -1).astype(np.int64)
+
+
+def _cap_per_class(y: np.ndarray, mask: np.ndarray, cap: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """``mask`` thinned at random to at most ``cap`` rows of each class."""
+    keep = np.zeros(y.size, dtype=bool)
+    for k in np.unique(y[mask]):
+        rows = np.flatnonzero(mask & (y == k))
+        if rows.size > cap:
+            rows = rng.choice(rows, size=cap, replace=False)
+        keep[rows] = True
+    return keep

@@ -12,10 +12,11 @@ from scipy import ndimage as ndi
 
 from ._spec import (
     DOG_RATIO,
+    FILTERS,
     TRUNCATE,
     FeatureSpec,
-    _components,
-    neighbour_offsets,
+    check_columns,
+    column_layout,
     relative_spacing,
 )
 
@@ -30,6 +31,7 @@ def compute_features(
     spacing: Sequence[float] | None = None,
     n_threads: int | None = None,
     origin: Sequence[int] | None = None,
+    columns: Sequence[int] | None = None,
 ) -> np.ndarray:
     """Stack the features of ``spec`` for every pixel of a 2D or 3D, one- or multi-channel image.
 
@@ -56,11 +58,15 @@ def compute_features(
     origin : sequence of int, optional
         Index of ``image``'s first pixel in a larger image, so that position features of a
         tile match the full image's.
+    columns : sequence of int, optional
+        Compute only these columns (indices into ``spec.names(n_channels, ndim)``), in the
+        order given; the result equals ``compute_features(...)[..., columns]`` bit for bit,
+        and (channel, filter, scale) groups that no column needs are not computed.
 
     Returns
     -------
     features : (M, N[, P], F) float32 ndarray
-        Columns in the order of ``spec.names(n_channels, ndim)``.
+        Columns in the order of ``spec.names(n_channels, ndim)``, or of ``columns``.
 
     Examples
     --------
@@ -73,6 +79,8 @@ def compute_features(
     ((32, 32, 7), dtype('float32'), ['raw', 'gaussian s=1', 'gaussian s=2'])
     >>> bool(np.all(f[..., 3] >= f[..., 4]))  # Hessian eigenvalues sorted descending
     True
+    >>> bool(np.array_equal(compute_features(img, spec, columns=[4, 0]), f[..., [4, 0]]))
+    True
     """
     if not isinstance(spec, FeatureSpec):
         raise TypeError(f"spec must be a FeatureSpec, got {type(spec).__name__}")
@@ -81,34 +89,44 @@ def compute_features(
     relative = relative_spacing(spacing, ndim)
     step = np.ones(ndim) if spacing is None else np.asarray(spacing, dtype=float).ravel()
     shape = channels[0].shape
-    n_features = spec.n_features(len(channels), ndim)
-    out = np.empty(shape + (n_features,), dtype=_F32)
+    layout = column_layout(spec, len(channels), ndim)
+    wanted = range(len(layout)) if columns is None else check_columns(columns, len(layout))
+    out = np.empty(shape + (len(wanted),), dtype=_F32)
 
-    per_scale = sum(_components(f, ndim) for f in spec.filters)
-    per_channel = (int(spec.raw) + per_scale * len(spec.scales) + len(spec.local_stats)
-                   + len(neighbour_offsets(spec.neighbourhood, ndim)))
-    tasks = []
-    for c, chan in enumerate(channels):
-        base = c * per_channel
-        k = base
-        if spec.raw:
-            out[..., k] = chan
-            k += 1
-        for j, s in enumerate(spec.scales):
-            tasks.append((chan, s, base + int(spec.raw), j))
-        k += per_scale * len(spec.scales)
-        for stat in spec.local_stats:
-            out[..., k] = _local_stat(chan, stat, spec.window)
-            k += 1
-        for off in neighbour_offsets(spec.neighbourhood, ndim):
-            out[..., k] = _shifted(chan, off, spec.neighbourhood)
-            k += 1
+    # Where each requested column goes (a column asked twice goes to both places), grouped
+    # so that a (channel, scale) pair nobody asked for is never filtered.
+    targets: dict[tuple, list[int]] = {}
+    for position, index in enumerate(wanted):
+        targets.setdefault(layout[index], []).append(position)
+    per_scale: dict[tuple[int, int], dict[tuple[str, int], list[int]]] = {}
+    for column, positions in targets.items():
+        kind = column[0]
+        if kind == "filter":
+            _, c, name, j, i = column
+            per_scale.setdefault((c, j), {})[(name, i)] = positions
+            continue
+        if kind == "raw":
+            values = channels[column[1]]
+        elif kind == "stat":
+            values = _local_stat(channels[column[1]], column[2], spec.window)
+        elif kind == "shift":
+            values = _shifted(channels[column[1]], column[2], spec.neighbourhood)
+        else:
+            axis = column[1]
+            start = 0 if origin is None else _origin(origin, ndim)[axis]
+            coords = (np.arange(shape[axis], dtype=np.float64) + start) * step[axis]
+            view = [1] * ndim
+            view[axis] = shape[axis]
+            values = coords.astype(_F32).reshape(view)
+        for p in positions:
+            out[..., p] = values
 
+    tasks = sorted(per_scale)
     if tasks:
-        def run(task: tuple[np.ndarray, float, int, int]) -> None:
-            chan, s, start, j = task
-            _scale_block(chan, spec.filters, s, j, len(spec.scales), relative,
-                         spec.structure_outer, out, start)
+        def run(task: tuple[int, int]) -> None:
+            c, j = task
+            _scale_block(channels[c], spec.scales[j], relative, spec.structure_outer,
+                         per_scale[task], out)
 
         workers = _n_threads(n_threads, len(tasks))
         if workers == 1:
@@ -117,15 +135,6 @@ def compute_features(
         else:
             with ThreadPoolExecutor(max_workers=workers) as pool:
                 list(pool.map(run, tasks))
-
-    if spec.position:
-        start = np.zeros(ndim, dtype=int) if origin is None else _origin(origin, ndim)
-        k = per_channel * len(channels)
-        for axis in range(ndim):
-            coords = (np.arange(shape[axis], dtype=np.float64) + start[axis]) * step[axis]
-            view = [1] * ndim
-            view[axis] = shape[axis]
-            out[..., k + axis] = coords.astype(_F32).reshape(view)
     return out
 
 
@@ -187,17 +196,17 @@ def gaussian_derivative(image: np.ndarray, sigma: np.ndarray, order: Sequence[in
     return result
 
 
-def _scale_block(image: np.ndarray, filters: Sequence[str], s: float, j: int, n_scales: int,
-                  relative: np.ndarray, outer: float, out: np.ndarray, start: int) -> None:
-    """All filters at scale number ``j``, written to their columns of ``out``.
+def _scale_block(image: np.ndarray, s: float, relative: np.ndarray, outer: float,
+                 wanted: dict[tuple[str, int], list[int]], out: np.ndarray) -> None:
+    """The filters at scale ``s`` that ``wanted`` asks for, written to ``out``.
 
-    Columns are grouped by filter, then scale, then component: filter ``f`` with ``n``
-    components at scale ``j`` starts at ``start + (earlier filters' components) * n_scales
-    + j * n``.
+    ``wanted`` maps (filter name, component) to the output columns that receive it; filters
+    with no wanted component are skipped, eigenvalue filters compute all components.
     """
     ndim = image.ndim
     sigma = s / relative
     axes = range(ndim)
+    names = [f for f in FILTERS if any(key[0] == f for key in wanted)]
 
     def unit(axis: int, n: int = 1) -> tuple[int, ...]:
         order = [0] * ndim
@@ -212,27 +221,28 @@ def _scale_block(image: np.ndarray, filters: Sequence[str], s: float, j: int, n_
             cache[order] = gaussian_derivative(image, sigma, order, relative)
         return cache[order]
 
-    k = start
-    for name in filters:
-        n = _components(name, ndim)
-        target = [k + j * n + i for i in range(n)]
+    def put(name: str, component: int, values: np.ndarray) -> None:
+        for column in wanted.get((name, component), ()):
+            out[..., column] = values
+
+    for name in names:
         if name == "gaussian":
-            out[..., target[0]] = deriv((0,) * ndim)
+            put(name, 0, deriv((0,) * ndim))
         elif name == "dog":
             wide = gaussian_derivative(image, DOG_RATIO * sigma, (0,) * ndim, relative)
             np.subtract(deriv((0,) * ndim), wide, out=wide)
-            out[..., target[0]] = wide
+            put(name, 0, wide)
         elif name == "gradient":
             total = np.zeros(image.shape, dtype=_F32)
             for a in axes:
                 d = deriv(unit(a))
                 total += d * d
-            out[..., target[0]] = np.sqrt(total, out=total)
+            put(name, 0, np.sqrt(total, out=total))
         elif name == "log":
             total = np.zeros(image.shape, dtype=_F32)
             for a in axes:
                 total += deriv(unit(a, 2))
-            out[..., target[0]] = total
+            put(name, 0, total)
         elif name == "hessian":
             elems = []
             for a, b in combinations_with_replacement(axes, 2):
@@ -240,7 +250,8 @@ def _scale_block(image: np.ndarray, filters: Sequence[str], s: float, j: int, n_
                 order[a] += 1
                 order[b] += 1
                 elems.append(deriv(tuple(order)))
-            _write_eigenvalues(elems, out, target)
+            for i, values in enumerate(symmetric_eigenvalues(elems)):
+                put(name, i, values)
         elif name == "structure":
             elems = []
             for a, b in combinations_with_replacement(axes, 2):
@@ -248,13 +259,8 @@ def _scale_block(image: np.ndarray, filters: Sequence[str], s: float, j: int, n_
                 ndi.gaussian_filter(product, outer * sigma, output=product, mode="reflect",
                                     truncate=TRUNCATE)
                 elems.append(product)
-            _write_eigenvalues(elems, out, target)
-        k += n * n_scales
-
-
-def _write_eigenvalues(elems: list[np.ndarray], out: np.ndarray, target: list[int]) -> None:
-    for column, values in zip(target, symmetric_eigenvalues(elems)):
-        out[..., column] = values
+            for i, values in enumerate(symmetric_eigenvalues(elems)):
+                put(name, i, values)
 
 
 def symmetric_eigenvalues(elems: Sequence[np.ndarray]) -> list[np.ndarray]:

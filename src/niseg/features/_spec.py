@@ -187,32 +187,60 @@ class FeatureSpec:
         features in the crop's core exactly."""
         return max(self.halo_per_axis(None, 1))
 
-    def halo_per_axis(self, spacing: Sequence[float] | None, ndim: int) -> tuple[int, ...]:
+    def halo_per_axis(self, spacing: Sequence[float] | None, ndim: int, *,
+                      columns: Sequence[int] | None = None,
+                      n_channels: int = 1) -> tuple[int, ...]:
         """Receptive-field radius in pixels along each of ``ndim`` axes for voxel ``spacing``
         (sigmas shrink on coarser axes, see :func:`compute_features`).
+
+        Parameters
+        ----------
+        spacing : sequence of float or None
+            Pixel size along each spatial axis (``None``: isotropic).
+        ndim : int
+            Number of spatial axes, 2 or 3.
+        columns : sequence of int, optional
+            Only these columns (indices into ``names(n_channels, ndim)``); a subset of
+            small-scale columns needs a smaller halo. All columns by default.
+        n_channels : int
+            Number of channels, to interpret ``columns``.
+
+        Returns
+        -------
+        tuple of int
+            One radius per axis; 0 where no selected column looks at neighbours.
 
         Examples
         --------
         >>> from niseg.features import FeatureSpec
         >>> FeatureSpec(filters=("gaussian",), scales=(2.0,)).halo_per_axis((2.0, 1.0, 1.0), 3)
         (4, 8, 8)
+        >>> spec = FeatureSpec.preset("ilastik")
+        >>> spec.halo_per_axis(None, 2), spec.halo_per_axis(None, 2, columns=[0, 1, 8])
+        ((64, 64), (1, 1))
         """
+        layout = column_layout(self, n_channels, ndim)
+        picked = layout if columns is None else [layout[i] for i in
+                                                 check_columns(columns, len(layout))]
         relative = relative_spacing(spacing, ndim)
-        halo = [0] * ndim
-        local = (self.window // 2) if self.local_stats else 0
-        for axis in range(ndim):
-            reach = max(local, self.neighbourhood)
-            for s in self.scales:
-                sa = s / relative[axis]
-                if self.filters:
-                    reach = max(reach, kernel_radius(sa))
-                if "dog" in self.filters:
-                    reach = max(reach, kernel_radius(DOG_RATIO * sa))
-                if "structure" in self.filters:
-                    reach = max(reach, kernel_radius(sa)
-                                + kernel_radius(self.structure_outer * sa))
-            halo[axis] = reach
-        return tuple(halo)
+        return tuple(max((self._column_reach(col, axis, relative[axis]) for col in picked),
+                         default=0) for axis in range(ndim))
+
+    def _column_reach(self, column: tuple, axis: int, relative: float) -> int:
+        kind = column[0]
+        if kind == "filter":
+            _, _, name, j, _ = column
+            sa = self.scales[j] / relative
+            if name == "dog":
+                return max(kernel_radius(sa), kernel_radius(DOG_RATIO * sa))
+            if name == "structure":
+                return kernel_radius(sa) + kernel_radius(self.structure_outer * sa)
+            return kernel_radius(sa)
+        if kind == "stat":
+            return self.window // 2
+        if kind == "shift":
+            return abs(column[2][axis])
+        return 0
 
     def n_features(self, n_channels: int = 1, ndim: int = 2) -> int:
         """Number of feature columns for ``n_channels`` channels of a ``ndim``-D image."""
@@ -244,6 +272,42 @@ class FeatureSpec:
         if self.position:
             out.extend(f"position {a}" for a in "yxz"[:ndim])
         return out
+
+
+def column_layout(spec: FeatureSpec, n_channels: int, ndim: int) -> list[tuple]:
+    """What each column of ``spec.names(n_channels, ndim)`` is, in the same order.
+
+    Entries are ``("raw", c)``, ``("filter", c, name, scale_index, component)``,
+    ``("stat", c, stat)``, ``("shift", c, offset)`` and ``("position", axis)``.
+    """
+    out: list[tuple] = []
+    for c in range(n_channels):
+        if spec.raw:
+            out.append(("raw", c))
+        for f in spec.filters:
+            k = _components(f, ndim)
+            for j in range(len(spec.scales)):
+                out.extend(("filter", c, f, j, i) for i in range(k))
+        out.extend(("stat", c, stat) for stat in spec.local_stats)
+        out.extend(("shift", c, off) for off in neighbour_offsets(spec.neighbourhood, ndim))
+    if spec.position:
+        out.extend(("position", a) for a in range(ndim))
+    return out
+
+
+def check_columns(columns: Sequence[int], n_features: int) -> list[int]:
+    """``columns`` as a list of ints in ``[0, n_features)``, or a ValueError naming them."""
+    if isinstance(columns, (str, bytes)) or not hasattr(columns, "__len__"):
+        raise TypeError(f"columns must be a sequence of integers, got {columns!r}")
+    values = np.asarray(columns)
+    if values.ndim != 1 or (values.size and values.dtype.kind not in "iu"):
+        raise TypeError(f"columns must be a sequence of integers, got {columns!r}")
+    if values.size == 0:
+        raise ValueError("columns is empty; give at least one feature column")
+    if values.min() < 0 or values.max() >= n_features:
+        raise ValueError(f"columns must be indices in 0..{n_features - 1} (the spec has "
+                         f"{n_features} features), got {values.min()}..{values.max()}")
+    return [int(v) for v in values]
 
 
 def neighbour_offsets(radius: int, ndim: int) -> list[tuple[int, ...]]:
