@@ -25,11 +25,13 @@ from . import (
     _info,  # noqa: F401
     _normalize,  # noqa: F401
     _objects,  # noqa: F401
+    _predict,  # noqa: F401
     _regions,  # noqa: F401
     _robustness,  # noqa: F401
     _simulate,  # noqa: F401
     _spots,  # noqa: F401
     _threshold,  # noqa: F401
+    _train,  # noqa: F401
 )
 from ._app import _stderr, app
 

@@ -4,7 +4,7 @@
 FITS, NPY, HDF5/NeXus and Zarr; ``metadata["axes"]`` always names the axes (``"yx"``,
 ``"zyx"``, ``"tyx"``, ``"yxc"``, ...). :func:`write_image` writes atomically, never rescales,
 and warns when a format drops metadata. :func:`supported_formats` says which format keeps
-what.
+what. :func:`read_labels` reads training labels drawn in napari or ilastik.
 """
 
 from ._api import read_image, read_nxtomo, write_image
@@ -16,6 +16,7 @@ from ._formats import (
     lossless_dtype_for,
     supported_formats,
 )
+from ._labels import read_labels
 from ._paths import expand_paths, natural_sort_key
 from ._rescale import rescale_to_dtype
 
@@ -29,6 +30,7 @@ __all__ = [
     "lossless_dtype_for",
     "natural_sort_key",
     "read_image",
+    "read_labels",
     "read_nxtomo",
     "rescale_to_dtype",
     "supported_formats",

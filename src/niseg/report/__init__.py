@@ -8,6 +8,10 @@ embedded PNG images that load nothing from the network.
 - :func:`panels_figure` -- a row of named images (pipeline steps) with outlined masks;
 - :func:`save_figure` / :func:`figure_to_png_bytes` -- write or encode a figure;
 - :func:`cluster_figure` -- image, cluster map and clusters in feature space;
+- :func:`training_labels_figure`, :func:`feature_importance_figure`,
+  :func:`feature_selection_figure`, :func:`prediction_figure` -- a trained pixel classifier:
+  its training strokes, feature importances, feature-selection curve, and a prediction with
+  its uncertainty;
 - :func:`objects_figure` / :func:`robustness_figure` -- object outlines and numbers; the
   histogram of a method's scores over simulated realizations;
 - :func:`region_overlay_figure` -- superpixel or quad-tree boundaries, region means, classes;
@@ -17,6 +21,12 @@ embedded PNG images that load nothing from the network.
 - :func:`write_html_report` -- headings, text, figures and tables in one HTML page.
 """
 
+from niseg.report._classify_figures import (
+    feature_importance_figure,
+    feature_selection_figure,
+    prediction_figure,
+    training_labels_figure,
+)
 from niseg.report._cluster_figures import cluster_figure
 from niseg.report._figures import (
     figure_to_png_bytes,
@@ -32,14 +42,18 @@ from niseg.report._threshold_figures import threshold_methods_figure
 
 __all__ = [
     "cluster_figure",
+    "feature_importance_figure",
+    "feature_selection_figure",
     "figure_to_png_bytes",
     "objects_figure",
     "overview_figure",
     "panels_figure",
+    "prediction_figure",
     "region_overlay_figure",
     "robustness_figure",
     "save_figure",
     "spectra_figure",
     "threshold_methods_figure",
+    "training_labels_figure",
     "write_html_report",
 ]
