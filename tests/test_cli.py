@@ -337,3 +337,27 @@ def test_evaluate_binary_folds_a_material_map(tmp_path, capsys):
     status, _, err = run(capsys, "evaluate", tmp_path / "truth.tif", tmp_path / "pred.tif",
                          "--binary", "--foreground", "1")
     assert_user_error(status, err, "--binary")
+
+
+def test_evaluate_pred_foreground_scores_a_stroke_model_against_a_mask(tmp_path, capsys):
+    truth = np.zeros((20, 20), np.uint8)
+    truth[5:15, 5:15] = 255  # 100 px object in a 0/255 mask
+    pred = np.ones((20, 20), np.uint8)  # a strokes model: 1 = background, 2 = object
+    pred[5:15, 5:13] = 2  # finds 80 of the 100 px
+    pred[0, 0] = 2  # and one false positive
+    write_image(tmp_path / "truth.tif", truth)
+    write_image(tmp_path / "pred.tif", pred)
+    status, out, err = run(capsys, "evaluate", tmp_path / "truth.tif", tmp_path / "pred.tif",
+                           "--json", "--pred-foreground", "2")
+    assert status == 0, err
+    data = json.loads(out)
+    assert data["confusion"] == [[299, 1], [20, 80]]
+    assert data["dice"] == pytest.approx(2 * 80 / (100 + 81))
+    # the truth's foreground can be named too, and ignored truth pixels stay out
+    status, out, _ = run(capsys, "evaluate", tmp_path / "truth.tif", tmp_path / "pred.tif",
+                         "--json", "--pred-foreground", "2", "--foreground", "255",
+                         "--ignore", "0")
+    assert json.loads(out)["confusion"] == [[0, 0], [20, 80]]
+    status, _, err = run(capsys, "evaluate", tmp_path / "truth.tif", tmp_path / "pred.tif",
+                         "--binary", "--pred-foreground", "2")
+    assert_user_error(status, err, "--binary")

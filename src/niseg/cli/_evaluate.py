@@ -33,6 +33,17 @@ def evaluate(
             ),
         ),
     ] = None,
+    pred_foreground: Annotated[
+        int | None,
+        typer.Option(
+            "--pred-foreground",
+            help=(
+                "The prediction's foreground value when it differs from the truth's, e.g. 2 "
+                "for a model trained on strokes (1 = background, 2 = object) scored against "
+                "a 0/255 mask. The truth's foreground is --foreground, or any non-zero value."
+            ),
+        ),
+    ] = None,
     binary: Annotated[
         bool,
         typer.Option(
@@ -94,6 +105,18 @@ def evaluate(
             raise ValueError(
                 f"--roi {roi!r} selects no pixels of an image of shape {truth_img.shape}"
             )
+    if pred_foreground is not None:
+        if binary:
+            raise ValueError("give either --binary or --pred-foreground, not both")
+        if ignore is not None:
+            keep = np.asarray(truth_img) != ignore
+            mask = keep if mask is None else (mask & keep)
+            ignore = None
+        truth_fg = np.asarray(truth_img) != 0 if foreground is None else (
+            np.asarray(truth_img) == foreground)
+        truth_img = truth_fg.astype(np.uint8)
+        pred_img = (np.asarray(pred_img) == pred_foreground).astype(np.uint8)
+        foreground = None
     if binary:
         if foreground is not None:
             raise ValueError("give either --binary or --foreground, not both")
