@@ -18,6 +18,8 @@ embedded PNG images that load nothing from the network.
 - :func:`spectra_figure` -- average image, centroid spectra, cluster map and centroid
   correlation of a spectral (time-of-flight) clustering;
 - :func:`threshold_methods_figure` -- threshold methods side by side with the histogram;
+- :func:`training_curves_figure` -- training and validation loss, validation Dice and the
+  best epoch of a network's training;
 - :func:`write_html_report` -- headings, text, figures and tables in one HTML page.
 """
 
@@ -39,6 +41,7 @@ from niseg.report._objects_figures import objects_figure, robustness_figure
 from niseg.report._region_figures import region_overlay_figure
 from niseg.report._spectra_figures import spectra_figure
 from niseg.report._threshold_figures import threshold_methods_figure
+from niseg.report._training_figures import training_curves_figure
 
 __all__ = [
     "cluster_figure",
@@ -54,6 +57,7 @@ __all__ = [
     "save_figure",
     "spectra_figure",
     "threshold_methods_figure",
+    "training_curves_figure",
     "training_labels_figure",
     "write_html_report",
 ]
