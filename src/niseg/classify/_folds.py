@@ -1,9 +1,9 @@
-"""Spatial folds: stripes of each training image that hold about equal shares of each class.
+"""Spatial folds: stripes or checkerboard blocks of each training image.
 
 Autocontext and feature selection need predictions for labelled pixels from models that did
 not train on them *or on their neighbours* (whose filter responses overlap). Random pixel
-splits leak through the filters' support; stripes along the longest axis leak only near their
-few boundaries.
+splits leak through the filters' support; stripes (feature selection) and blocks
+(autocontext) leak only near their boundaries.
 """
 
 from __future__ import annotations
@@ -73,13 +73,39 @@ def axis_coordinate(flat_index: np.ndarray, shape: tuple[int, ...], axis: int) -
     return (np.asarray(flat_index, dtype=np.int64) // inner) % shape[axis]
 
 
-def fold_of(coordinate: np.ndarray, bounds: np.ndarray) -> np.ndarray:
-    """Stripe number of each coordinate for stripe ``bounds``."""
-    return np.searchsorted(bounds, coordinate, side="right") - 1
-
-
 def stripe(bounds: np.ndarray, fold: int, axis: int, ndim: int) -> tuple[slice, ...]:
     """Index of stripe ``fold`` in an array with ``ndim`` spatial axes."""
     index = [slice(None)] * ndim
     index[axis] = slice(int(bounds[fold]), int(bounds[fold + 1]))
     return tuple(index)
+
+
+#: Blocks per axis (at least) of the longest axis in :func:`block_folds`.
+BLOCKS_PER_AXIS = 8
+
+
+def block_folds(shape: tuple[int, ...], k: int = 4) -> np.ndarray:
+    """Fold number of every pixel: cubic blocks coloured like a checkerboard in ``k`` folds.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Spatial shape, 2-D or 3-D.
+    k : int
+        Number of folds, at most 4.
+
+    Returns
+    -------
+    (M, N[, P]) ndarray of int8
+        Values ``0..k-1``. Blocks have side ``ceil(max(shape) / BLOCKS_PER_AXIS)``. With
+        ``k = 4``, blocks that share a face lie in different folds, so every fold spreads
+        evenly over the image and a model trained on the other folds has seen every part of
+        it, unlike a model of one stripe, which predicts a region unlike any it trained on.
+    """
+    side = -(-max(shape) // BLOCKS_PER_AXIS)
+    parity = [(np.arange(n) // side) % 2 for n in shape]
+    fold = np.zeros(shape, dtype=np.int64)
+    # weights 1, 2, 3: neighbours along any axis differ by a non-multiple of 4
+    for axis, p in enumerate(parity):
+        fold = fold + (axis + 1) * p.reshape([-1 if a == axis else 1 for a in range(len(shape))])
+    return (fold % 4 % k).astype(np.int8)

@@ -17,11 +17,12 @@ from ._autocontext import (
     context_names,
     estimator_proba,
     fit_estimator,
+    fold_trees,
     n_context_features,
     resolve_context_spec,
 )
 from ._estimators import METHODS, balanced_sample, single_threaded
-from ._folds import axis_coordinate, balanced_stripes, fold_of, stripe
+from ._folds import axis_coordinate, balanced_stripes, block_folds, stripe
 from ._selection import EVAL_PIXELS, SELECTION_FOLDS, SELECTION_SAMPLES_PER_CLASS, select_columns
 
 #: Whole-image features kept in memory between autocontext stages (beyond it they are
@@ -70,9 +71,10 @@ class PixelClassifier:
         Autocontext stages. Stage ``s >= 2`` classifies each pixel from the image features
         plus ``context_features`` of stage ``s - 1``'s probability maps (for two classes the
         foreground map only; for ``K > 2`` all ``K`` maps as channels). Its training maps are
-        out-of-fold: every training image is cut into two stripes holding equal shares of its
-        labels, and each stripe's map comes from a model trained on the other stripe's
-        samples. The halo grows by the context features' halo per extra stage.
+        out-of-fold: the blocks of every training image are coloured in four folds like a
+        checkerboard, and each fold's map comes from a model (with half of ``n_estimators``)
+        trained on the other folds' samples. The halo grows by the context features' halo
+        per extra stage.
     context_features : {"context", "ilastik", "fast"} or FeatureSpec or dict
         Filters on the probability maps. ``"context"`` (default): raw probability plus
         Gaussian, gradient magnitude and Hessian eigenvalues at 1, 2, 3.5 and 5 px (halo 20).
@@ -319,7 +321,6 @@ class PixelClassifier:
         labelled = [c >= 0 for c in class_index]
         image_id = np.concatenate([np.full(idx.size, i, np.intp)
                                    for i, idx in enumerate(indices)])
-        flat_index = np.concatenate(indices)
         context = resolve_context_spec(self.context_features) if stages > 1 else None
         if select:
             holdout_rows, eval_pixels, y_eval, gap_rows = _holdout_split(
@@ -369,8 +370,8 @@ class PixelClassifier:
         estimators = [fit_estimator(method, x_image, y, n_classes, **fit_kwargs)]
         if stages > 1:
             estimators += self._fit_context_stages(
-                image_list, cache, spec, columns, context, stages, class_index, shapes, indices,
-                image_id, flat_index, x_image, y, n_classes, method, n_jobs, fit_kwargs)
+                image_list, cache, spec, columns, context, stages, shapes, indices, image_id,
+                x_image, y, n_classes, method, n_jobs, fit_kwargs)
 
         self.estimators_ = estimators
         self.estimator_ = estimators[0]
@@ -389,25 +390,23 @@ class PixelClassifier:
         self.class_names_ = None
         return self
 
-    def _fit_context_stages(self, image_list, cache, spec, columns, context, stages,
-                            class_index, shapes, indices, image_id, flat_index, x_image, y,
-                            n_classes, method, n_jobs, fit_kwargs) -> list[Any]:
+    def _fit_context_stages(self, image_list, cache, spec, columns, context, stages, shapes,
+                            indices, image_id, x_image, y, n_classes, method, n_jobs,
+                            fit_kwargs) -> list[Any]:
         """Estimators of stages 2..``stages``, trained on out-of-fold probability maps."""
         n_images = len(image_list)
-        axes, bounds = zip(*(balanced_stripes(c, CONTEXT_FOLDS, n_classes)
-                             for c in class_index))
+        folds = [block_folds(shape, CONTEXT_FOLDS) for shape in shapes]
         sample_fold = np.empty(y.size, dtype=np.intp)
         for i in range(n_images):
-            rows = image_id == i
-            coords = axis_coordinate(flat_index[rows], shapes[i], axes[i])
-            sample_fold[rows] = fold_of(coords, bounds[i])
+            sample_fold[image_id == i] = folds[i].ravel()[indices[i]]
         n_context = n_context_features(context, n_classes, len(shapes[0]))
         x_previous = x_image
         context_maps: list[np.ndarray | None] = [None] * n_images
         estimators = []
+        fold_kwargs = dict(fit_kwargs, n_estimators=fold_trees(fit_kwargs["n_estimators"]))
         for _ in range(2, stages + 1):
             fold_models = [fit_estimator(method, x_previous[sample_fold != f],
-                                         y[sample_fold != f], n_classes, **fit_kwargs)
+                                         y[sample_fold != f], n_classes, **fold_kwargs)
                            for f in range(CONTEXT_FOLDS)]
             x_context = np.empty((y.size, n_context), dtype=np.float32)
             for i, image in enumerate(image_list):
@@ -418,10 +417,10 @@ class PixelClassifier:
                 if len(columns) != feats.shape[1]:
                     feats = feats[:, columns]
                 blocks = [feats] if context_maps[i] is None else [feats, context_maps[i]]
-                pixel = np.arange(feats.shape[0]).reshape(shapes[i])
+                fold_index = folds[i].ravel()
                 oof = np.empty((feats.shape[0], n_classes), dtype=np.float32)
                 for f, model in enumerate(fold_models):
-                    region = pixel[stripe(bounds[i], f, axes[i], len(shapes[i]))].ravel()
+                    region = np.flatnonzero(fold_index == f)
                     if region.size:
                         oof[region] = estimator_proba(model, [b[region] for b in blocks],
                                                       n_classes, n_jobs)
