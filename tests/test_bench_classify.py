@@ -1,0 +1,100 @@
+"""Smoke tests of the helpers of benchmarks/bench_classify.py and bench_classify_memory.py on
+small synthetic images (the scripts themselves run on the real EM data and take minutes)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import bench_classify as bc
+import bench_classify_memory as bm
+
+
+def _scene(shape=(48, 96), seed=0):
+    """Bright noisy discs on a dark noisy background, and their 0/1 mask."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    truth = np.zeros(shape, np.uint8)
+    for cy, cx in [(12, 12), (34, 30), (14, 60), (36, 80)]:
+        truth[(yy - cy) ** 2 + (xx - cx) ** 2 <= 64] = 1
+    image = (60 + 120 * truth + rng.normal(0, 15, shape)).clip(0, 255).astype(np.uint8)
+    return image, truth
+
+
+def test_dice_right_uses_only_the_right_half():
+    truth = np.zeros((4, 8), np.uint8)
+    truth[:, 6:] = 1
+    pred = np.zeros((4, 8), bool)
+    pred[:, :4] = True  # wrong everywhere on the left: must not count
+    pred[:2, 6:] = True
+    assert bc.dice_right(pred, truth, split=4) == pytest.approx(2 * 4 / (8 + 4))
+
+
+def test_sparse_labels_cover_about_the_fraction_of_each_class():
+    _, truth = _scene((96, 192))
+    labels, covered = bc.sparse_labels(truth, fraction=0.05, seed=1)
+    assert set(np.unique(labels)) == {0, 1, 2}
+    assert np.all(truth[labels == 2] == 1) and np.all(truth[labels == 1] == 0)
+    assert covered == pytest.approx(np.count_nonzero(labels) / labels.size)
+    assert 0.04 <= covered <= 0.08
+
+
+def test_reference_and_niseg_runs_segment_the_discs():
+    image, truth = _scene()
+    ref = bc.reference_run(image, truth, split=48)
+    assert ref["foreground"].shape == truth.shape and ref["n_features"] > 0
+    assert ref["total_s"] == pytest.approx(ref["features_s"] + ref["fit_s"] + ref["predict_s"])
+    assert bc.dice_right(ref["foreground"], truth, split=48) > 0.8
+    ours = bc.niseg_run(image, masks=truth[:, :48], split=48, features="fast")
+    assert ours["n_features"] == 10 and ours["halo"] == [40, 40]
+    assert bc.dice_right(ours["foreground"], truth, split=48) > 0.8
+
+
+def test_median_of_keeps_the_median_run():
+    _image, truth = _scene()
+    totals = iter([3.0, 1.0, 2.0])
+
+    def run():
+        return {"total_s": next(totals), "foreground": truth.astype(bool)}
+
+    result = bc.median_of(run, 3, truth, split=48)
+    assert result["total_s"] == 2.0 and result["totals_s"] == [3.0, 1.0, 2.0]
+    # the right half of the truth has foreground, so a perfect prediction scores 1
+    assert result["dices"] == [1.0, 1.0, 1.0]
+
+
+def test_mirror_tile_has_no_seams_and_exact_shape():
+    image = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    big = bm.mirror_tile(image, (5, 7))
+    assert big.shape == (5, 7) and big.dtype == np.uint8
+    np.testing.assert_array_equal(big[:2, :3], image)
+    np.testing.assert_array_equal(big[:2, 3:6], image[:, ::-1])
+    np.testing.assert_array_equal(big[2:4, :3], image[::-1])
+    np.testing.assert_array_equal(big[4], image[0, [0, 1, 2, 2, 1, 0, 0]])
+
+
+def test_worker_measures_tiled_prediction(tmp_path):
+    image, truth = _scene((64, 128))
+    bm.SPLIT, split = 64, bm.SPLIT
+    try:
+        bm.train_model(image, truth, "fast", tmp_path / "model.niseg")
+    finally:
+        bm.SPLIT = split
+    bm.write_input(tmp_path / "input.npy", image, 160)
+    stored = np.load(tmp_path / "input.npy")
+    np.testing.assert_array_equal(stored, bm.mirror_tile(image, (160, 160)))
+    result = bm.worker("tiled", tmp_path / "input.npy", tmp_path / "model.niseg",
+                       tmp_path / "labels.npy", tile=64)
+    assert result["size"] == 160 and result["tile"] == 64
+    assert result["input_mib"] == pytest.approx(160 * 160 / 2**20)
+    assert result["working_mib"] == pytest.approx(
+        result["peak_mib"] - result["baseline_mib"] - 2 * 160 * 160 / 2**20)
+    assert result["anon_peak_mib"] >= result["anon_baseline_mib"]
+    labels = np.load(tmp_path / "labels.npy")
+    assert labels.shape == (160, 160) and set(np.unique(labels)) == {0, 1}
