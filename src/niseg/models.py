@@ -65,6 +65,7 @@ _MAX_JSON_BYTES = 16 * 1024 * 1024
 _MODEL_KINDS: dict[str, str] = {
     "smoothed-threshold": "niseg.threshold:ThresholdSegmenter",
     "pixel-classifier": "niseg.classify:PixelClassifier",
+    "unet": "niseg.deep:UNetSegmenter",
 }
 
 # Types a weights.skops member may contain beyond skops's own defaults (primitives, NumPy

@@ -107,6 +107,7 @@ def default_tile(
     *,
     chunks: Sequence[int] | None = None,
     pixels: int = DEFAULT_TILE_PIXELS,
+    multiple: int | Sequence[int] | None = None,
 ) -> tuple[int, ...]:
     """Choose a tile size: about ``pixels`` per tile, whole chunks of a chunked input.
 
@@ -118,6 +119,9 @@ def default_tile(
         Chunk shape of the input along the spatial axes; tiles are rounded up to multiples.
     pixels : int
         Target number of pixels per tile.
+    multiple : int or sequence of int, optional
+        Tiles are rounded up to multiples of this per axis (a segmenter's ``tile_multiple``,
+        e.g. a U-Net's sliding-window step, so tiles reproduce the untiled result).
 
     Returns
     -------
@@ -132,9 +136,11 @@ def default_tile(
     (2304, 2304)
     >>> default_tile((100, 5000))
     (100, 5000)
+    >>> default_tile((10000, 10000), multiple=96)
+    (2112, 2112)
     """
     ndim = len(spatial_shape)
-    side = int(round(pixels ** (1.0 / ndim)))
+    side = round(pixels ** (1.0 / ndim))
     tile = [min(side, int(n)) for n in spatial_shape]
     # Axes that are smaller than a side leave pixels to give to the others.
     spare = pixels / max(int(np.prod(tile)), 1)
@@ -148,6 +154,10 @@ def default_tile(
             min(int(np.ceil(t / c)) * int(c), int(n)) if c else t
             for t, c, n in zip(tile, chunks, spatial_shape)
         ]
+    if multiple is not None:
+        steps = _per_axis(multiple, ndim, "multiple")
+        tile = [min(int(np.ceil(t / m)) * m, int(n)) if m > 0 else t
+                for t, m, n in zip(tile, steps, spatial_shape)]
     return tuple(max(t, 1) for t in tile)
 
 
@@ -189,7 +199,8 @@ def predict_tiled(
     tile : int or sequence of int, optional
         Core tile size per spatial axis, in pixels. By default about 4 million pixels per
         tile (2048² in 2D, about 160³ in 3D), rounded up to whole chunks of a chunked input (Dask,
-        Zarr) so that each chunk is decompressed few times.
+        Zarr) so that each chunk is decompressed few times, and to multiples of the
+        segmenter's ``tile_multiple`` when it has one (U-Nets: the sliding-window step).
     output : {"labels", "proba", "both"}
         ``"labels"`` calls ``segmenter.predict`` on each block; ``"proba"`` calls
         ``segmenter.predict_proba``; ``"both"`` calls ``predict_proba`` once and takes the
@@ -264,7 +275,8 @@ def predict_tiled(
             )
 
     if tile is None:
-        tile = default_tile(spatial_shape, chunks=_chunk_shape(image, n_leading, spatial_dims))
+        tile = default_tile(spatial_shape, chunks=_chunk_shape(image, n_leading, spatial_dims),
+                            multiple=getattr(segmenter, "tile_multiple", None))
     tiles = list(iter_tiles(spatial_shape, tile=tile, halo=halo))
     leading_indices = list(np.ndindex(*leading_shape)) if leading_shape else [()]
     total = len(tiles) * len(leading_indices)

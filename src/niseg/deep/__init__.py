@@ -18,7 +18,10 @@ imports it.
   from the training pixels by the network's halo; :class:`EarlyStopping`;
 - :func:`sliding_window_proba` -- Gaussian-blended patch inference on a grid anchored to image
   coordinates, so tiles agree with the untiled result; :func:`tiling_halo`,
-  :func:`window_step`, :func:`gaussian_importance`.
+  :func:`window_step`, :func:`gaussian_importance`;
+- :class:`UNetSegmenter` -- the Segmenter: self-configured training (class-balanced patches,
+  validation block, early stopping, best checkpoint, time budget, fine-tuning), prediction
+  through :func:`niseg.tiling.predict_tiled`, save/load as model kind ``"unet"``.
 """
 
 try:
@@ -33,6 +36,8 @@ from ._infer import gaussian_importance, sliding_window_proba, tiling_halo, wind
 from ._losses import IGNORE, LOSSES, balanced_class_weights, segmentation_loss
 from ._net import NORMS, UPSAMPLES, UNet, encoder_parameters, inflate_2d_to_3d
 from ._normalize import NORMALIZATIONS, IntensityNormalizer, choose_normalization
+from ._segmenter import UNetSegmenter
+from ._train import SCHEDULES
 from ._validation import EarlyStopping, ValidationBlock, validation_split
 
 __all__ = [
@@ -40,12 +45,14 @@ __all__ = [
     "LOSSES",
     "NORMALIZATIONS",
     "NORMS",
+    "SCHEDULES",
     "UPSAMPLES",
     "AugmentConfig",
     "EarlyStopping",
     "IntensityNormalizer",
     "NetConfig",
     "UNet",
+    "UNetSegmenter",
     "ValidationBlock",
     "augment",
     "balanced_class_weights",
