@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,8 +41,36 @@ def predict_command(
         int | None,
         typer.Option("--tile", help=(
             "Tile side in pixels (memory bound); the result does not depend on it. Default: "
-            "about 4 million pixels per tile.")),
+            "about 4 million pixels per tile. For a U-Net it is rounded up, with a warning, to "
+            "a multiple of the network's window step so that tiles match the whole image.")),
     ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option("--device", help=(
+            "U-Net models only: cpu, cuda (a GPU) or auto (cuda when PyTorch sees one; the "
+            "default, whatever device the model was trained on).")),
+    ] = None,
+    mirror: Annotated[
+        bool,
+        typer.Option("--mirror", help=(
+            "U-Net models only: average the predictions of all flips of the image (test-time "
+            "augmentation; 4 times slower in 2-D, 8 in 3-D, usually a little more accurate).")),
+    ] = False,
+    min_size: Annotated[
+        int,
+        typer.Option("--min-size", help=(
+            "Post-processing: objects smaller than this many pixels take the class around "
+            "them (0 = keep all). Post-processing changes the labels, not --proba-out.")),
+    ] = 0,
+    keep_largest: Annotated[
+        bool,
+        typer.Option("--keep-largest", help=(
+            "Post-processing: keep only the largest connected object of each class.")),
+    ] = False,
+    fill_holes: Annotated[
+        bool,
+        typer.Option("--fill-holes", help="Post-processing: fill holes in each class's objects."),
+    ] = False,
     stats_out: Annotated[
         str | None,
         typer.Option("--stats-out", help=(
@@ -51,11 +80,12 @@ def predict_command(
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Segment an image with a trained model (pixel classifier, threshold model, ...).
+    """Segment an image with a trained model (pixel classifier, U-Net, threshold model, ...).
 
     The image is predicted in tiles with enough margin that the result equals an untiled
     prediction. Colour images give the model their channels; a model trained on 2-D images
-    predicts each slice of a volume or stack.
+    predicts each slice of a volume or stack (and post-processes it slice by slice). A U-Net
+    runs on the GPU when PyTorch sees one, otherwise on the CPU, wherever it was trained.
     """
     from niseg.io import read_image, write_image, write_json
     from niseg.models import load_model, read_model_info
@@ -63,6 +93,9 @@ def predict_command(
 
     if tile is not None and tile < 1:
         raise ValueError(f"--tile must be a positive number of pixels, got {tile}")
+    if min_size < 0:
+        raise ValueError(f"--min-size must be 0 (keep all) or a positive number of pixels, "
+                         f"got {min_size}")
     check_outputs([model, image], [out, proba_out, uncertainty_out, stats_out],
                   overwrite=overwrite)
     start = time.perf_counter()
@@ -70,16 +103,27 @@ def predict_command(
         if not Path(model).is_file():
             raise ValueError(f"model file '{model}' does not exist")
         info = read_model_info(model)
+        if info["kind"] != "unet":
+            for flag, given in (("--device", device is not None), ("--mirror", mirror)):
+                if given:
+                    raise ValueError(f"{flag} applies to U-Net models only; '{model}' is a "
+                                     f"{info['kind']} model")
         segmenter = load_model(model)
+        if info["kind"] == "unet":
+            _set_unet_device(segmenter, device or "auto", mirror)
         array, letters, metadata = read_for_model(image, axes, read_image)
         array = check_image_fits(array, letters, segmenter, image, model)
         letters = letters if array.ndim == len(letters) else letters.replace("c", "")
+        tiles = _tile_size(tile, segmenter)
         want_proba = proba_out is not None or uncertainty_out is not None
         with _progress(quiet, "predicting") as update:
-            result = predict_tiled(segmenter, array, tile=tile,
+            result = predict_tiled(segmenter, array, tile=tiles,
                                    output="both" if want_proba else "labels",
                                    progress=lambda done, total: update(done, total))
         labels, proba = result if want_proba else (result, None)
+        cleaning = {"min_size": min_size, "keep_largest": keep_largest, "fill_holes": fill_holes}
+        if min_size or keep_largest or fill_holes:
+            labels = _postprocess(labels, int(segmenter.spatial_dims), cleaning)
         uncertainty = None if proba is None or uncertainty_out is None else (
             uncertainty_from_proba(proba))
         classes = np.asarray(segmenter.classes_)
@@ -104,7 +148,10 @@ def predict_command(
             "outputs": written,
             "classes": classes.tolist(),
             "class_names": names,
-            "tile": tile,
+            "tile": None if tiles is None else list(tiles),
+            "device": getattr(segmenter, "device", None) if info["kind"] == "unet" else None,
+            "mirror": mirror,
+            "postprocess": cleaning,
             "slice_wise": labels.ndim > int(segmenter.spatial_dims),
             "class_stats": class_stats(labels, classes, names, metadata, spatial),
             "seconds": round(time.perf_counter() - start, 3),
@@ -117,6 +164,45 @@ def predict_command(
         parts = ", ".join(f"{e['name']} {100 * e['fraction']:.1f} %"
                           for e in stats["class_stats"])
         typer.echo(f"wrote {written['out']} ({parts})")
+
+
+def _set_unet_device(segmenter: Any, device: str, mirror: bool) -> None:
+    """Predict where asked ("auto": a GPU if PyTorch sees one), not where it was trained."""
+    from ._train_unet import check_device
+
+    check_device(device)
+    segmenter.device = device
+    if mirror:
+        segmenter.mirror = True
+
+
+def _tile_size(tile: int | None, segmenter: Any) -> tuple[int, ...] | None:
+    """The user's tile, rounded up to the segmenter's ``tile_multiple`` (with a warning)."""
+    if tile is None:
+        return None
+    dims = int(segmenter.spatial_dims)
+    multiple = getattr(segmenter, "tile_multiple", None)
+    if multiple is None:
+        return (int(tile),) * dims
+    steps = [int(m) for m in np.broadcast_to(np.atleast_1d(multiple), (dims,))]
+    rounded = tuple(-(-int(tile) // m) * m for m in steps)
+    if any(r != tile for r in rounded):
+        warnings.warn(f"--tile {tile} is not a multiple of the U-Net's window step "
+                      f"{' x '.join(map(str, steps))}; using tiles of "
+                      f"{' x '.join(map(str, rounded))} so that they match the whole-image "
+                      "prediction", stacklevel=2)
+    return rounded
+
+
+def _postprocess(labels: np.ndarray, dims: int, cleaning: dict[str, Any]) -> np.ndarray:
+    """niseg.objects.postprocess, per slice where a 2-D model predicted a stack."""
+    from niseg.objects import postprocess
+
+    if labels.ndim == dims:
+        return postprocess(labels, **cleaning)
+    flat = labels.reshape(-1, *labels.shape[labels.ndim - dims:])
+    cleaned = np.stack([postprocess(plane, **cleaning) for plane in flat])
+    return cleaned.reshape(labels.shape).astype(labels.dtype, copy=False)
 
 
 def read_for_model(path: str, axes: str | None, read_image: Any) -> tuple[np.ndarray, str, dict]:

@@ -1,8 +1,7 @@
-"""`niseg train`: train a pixel classifier from brush strokes or a mask and save the model."""
+"""`niseg train`: train a pixel classifier or a U-Net from brush strokes or a mask."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,14 +10,35 @@ import numpy as np
 import typer
 
 from ._app import AxesOpt, OverwriteOpt, QuietOpt, _progress, _report_warnings, app, check_outputs
-from ._predict import read_for_model, uncertainty_from_proba
-
-_TOP_IMPORTANCES = 20
+from ._predict import read_for_model
+from ._train_classifier import (
+    check_classifier_options,
+    classifier_stats,
+    make_classifier,
+    spacing_of,
+)
+from ._train_report import classifier_report_sections
 
 _PAIR_HELP = (
     "More training data: --pair IMAGE LABELS (repeatable, after IMAGE), each LABELS read like "
-    "--labels, or like --mask when the first image has a --mask."
+    "--labels, or like --mask when the first image has a --mask. U-Net only: "
+    "--validation-pair IMAGE LABELS (repeatable) validates on these images instead of a block "
+    "held out of the training images."
 )
+
+_UNET = "unet"
+# Options that only one family of models understands, by parameter name.
+_CLASSIFIER_ONLY = {"features": "--features", "trees": "--trees", "stages": "--stages",
+                    "select_features": "--select-features", "max_samples": "--max-samples"}
+_UNET_ONLY = {
+    "epochs": "--epochs", "time_budget": "--time-budget", "validation": "--validation",
+    "patience": "--patience", "loss": "--loss", "class_weights": "--class-weights",
+    "augment": "--augment", "device": "--device", "init": "--init",
+    "freeze_encoder_epochs": "--freeze-encoder-epochs", "patch": "--patch", "depth": "--depth",
+    "base_channels": "--base-channels", "batch_size": "--batch-size",
+    "learning_rate": "--learning-rate", "iterations_per_epoch": "--iterations-per-epoch",
+}
+_DEEP = "U-Net option (--method unet)"
 
 
 @app.command(
@@ -43,133 +63,225 @@ def train_command(
     mask: Annotated[
         str | None,
         typer.Option("--mask", help=(
-            "Dense binary mask instead of labels (non-zero = foreground); the model then "
-            "predicts uint8 0/1.")),
+            "Dense binary mask instead of labels (0 = background, one other value = "
+            "foreground); the model then predicts uint8 0/1.")),
     ] = None,
     method: Annotated[
         str,
         typer.Option("--method", help=(
             "rf (random forest), et (extra trees), hgb (histogram gradient boosting), knn, "
-            "tree (one decision tree) or logreg (logistic regression).")),
+            "tree (one decision tree), logreg (logistic regression) on filter features, or "
+            "unet (a U-Net that learns its own filters; needs PyTorch, the 'deep' extra of "
+            "niseg).")),
     ] = "rf",
     features: Annotated[
         str,
         typer.Option("--features", help=(
-            "ilastik (all filters at ilastik's 7 scales), fast (intensity, Gaussian, LoG and "
-            "gradient at 1, 3.5 and 10), or a feature spec as JSON text or a .json file, "
-            "e.g. '{\"filters\": [\"gaussian\", \"hessian\"], \"scales\": [1, 4]}'.")),
+            "Classifier only. ilastik (all filters at ilastik's 7 scales), fast (intensity, "
+            "Gaussian, LoG and gradient at 1, 3.5 and 10), or a feature spec as JSON text or a "
+            ".json file, e.g. '{\"filters\": [\"gaussian\", \"hessian\"], \"scales\": [1, 4]}'.")),
     ] = "ilastik",
     trees: Annotated[
-        int, typer.Option("--trees", help="Trees of rf/et, boosting iterations of hgb.")
+        int, typer.Option("--trees", help=(
+            "Classifier only. Trees of rf/et, boosting iterations of hgb."))
     ] = 50,
     stages: Annotated[
         int,
         typer.Option("--stages", help=(
-            "Autocontext stages: each stage after the first also sees the previous stage's "
-            "smoothed probabilities.")),
+            "Classifier only. Autocontext stages: each stage after the first also sees the "
+            "previous stage's smoothed probabilities.")),
     ] = 1,
     select_features: Annotated[
         bool,
         typer.Option("--select-features", help=(
-            "Keep only the most useful features (chosen on held-out labelled pixels); the "
-            "model is then faster to apply.")),
+            "Classifier only. Keep only the most useful features (chosen on held-out "
+            "labelled pixels); the model is then faster to apply.")),
     ] = False,
     max_samples: Annotated[
         int,
         typer.Option("--max-samples", help=(
-            "Most labelled pixels per class used for training (a seeded random subset); 0 "
-            "uses all.")),
+            "Classifier only. Most labelled pixels per class used for training (a seeded "
+            "random subset); 0 uses all.")),
     ] = 50_000,
+    epochs: Annotated[int, typer.Option("--epochs", help=(
+        "U-Net only. Most passes of --iterations-per-epoch training steps; early stopping "
+        "may end sooner."))] = 50,
+    time_budget: Annotated[float | None, typer.Option("--time-budget", help=(
+        "U-Net only. Stop after this many minutes (the model records what ran); the "
+        "learning-rate schedule is shortened to the epochs that fit."))] = None,
+    validation: Annotated[float, typer.Option("--validation", help=(
+        "U-Net only. Fraction of the labelled pixels held out, with a gap of the network's "
+        "halo, to choose the best epoch and stop early (0 to 0.5; 0 = none, the last epoch "
+        "is kept)."))] = 0.1,
+    patience: Annotated[int, typer.Option("--patience", help=(
+        "U-Net only. Epochs without a better validation Dice before stopping."))] = 10,
+    loss: Annotated[str, typer.Option("--loss", help=(
+        "U-Net only. dice_ce (Dice + cross-entropy, robust for unbalanced classes), ce, "
+        "dice or focal."))] = "dice_ce",
+    class_weights: Annotated[str | None, typer.Option("--class-weights", help=(
+        "U-Net only. 'balanced' weighs each class by its inverse frequency among the "
+        "labelled pixels (thin structures under 1 % of the pixels)."))] = None,
+    augment: Annotated[str, typer.Option("--augment", help=(
+        "U-Net only. Training augmentation: none, light (flips, 90° turns, brightness, contrast), "
+        "default (also rotation, zoom, elastic, contrast, gamma, blur) or physics (also "
+        "Poisson counting noise, gamma spots, rings and stripes)."))] = "default",
+    device: Annotated[str, typer.Option("--device", help=(
+        "U-Net only. cpu, cuda (a GPU) or auto (cuda when PyTorch sees one)."))] = "auto",
+    init: Annotated[str | None, typer.Option("--init", help=(
+        "U-Net only. Fine-tune a U-Net model file (.niseg) with the same classes and "
+        "channels instead of starting from random weights; a 2-D model can start a 3-D "
+        "one."))] = None,
+    freeze_encoder_epochs: Annotated[int, typer.Option("--freeze-encoder-epochs", help=(
+        "U-Net only. With --init: first epochs that train the decoder only."))] = 0,
+    patch: Annotated[int | None, typer.Option("--patch", help=(
+        "U-Net only. Patch side in pixels, a multiple of 2^depth (default: from the "
+        "self-configuration rules)."))] = None,
+    depth: Annotated[int | None, typer.Option("--depth", help=(
+        "U-Net only. Poolings (default: from the patch size)."))] = None,
+    base_channels: Annotated[int | None, typer.Option("--base-channels", help=(
+        "U-Net only. Channels of the first level, doubled per level (default: 16 on a CPU, "
+        "32 on a GPU)."))] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help=(
+        "U-Net only. Patches per training step (default: what the memory allows, 2 to "
+        "4 on a CPU, up to 16 on a GPU)."))] = None,
+    learning_rate: Annotated[float, typer.Option("--learning-rate", help=(
+        "U-Net only. AdamW learning rate, decayed by a cosine schedule."))] = 1e-3,
+    iterations_per_epoch: Annotated[int | None, typer.Option("--iterations-per-epoch", help=(
+        "U-Net only. Training steps per epoch (default: enough patches to cover the "
+        "training images twice, 10 to 250)."))] = None,
     two_d: Annotated[
         bool,
         typer.Option("--2d", help=(
             "Treat every slice of a volume or stack as a separate 2-D training image (2-D "
-            "features); the model then predicts stacks slice by slice. Default: a 3-D array "
-            "is a volume with 3-D features.")),
+            "features, or a 2-D U-Net); the model then predicts stacks slice by slice. "
+            "Default: a 3-D array is a volume (3-D features, a 3-D U-Net).")),
     ] = False,
     report: Annotated[
         str | None,
         typer.Option("--report", help=(
-            "Also write an HTML report: labels over the image, samples per class, feature "
-            "importances, feature selection, stages and the prediction of the training "
-            "image with its uncertainty.")),
+            "Also write an HTML report: labels over the image, labelled pixels per class, "
+            "the prediction of the training image with its uncertainty, and for a classifier "
+            "feature importances, selection and stages, for a U-Net the training curves, "
+            "validation block and configuration rules.")),
     ] = None,
     stats_out: Annotated[
         str | None,
         typer.Option("--stats-out", help=(
-            "Also write JSON: classes, samples per class, top feature importances, settings "
-            "and training time.")),
+            "Also write JSON: classes, labelled pixels, settings and training time; for a "
+            "classifier samples per class and top feature importances, for a U-Net "
+            "iterations, best epoch, best validation Dice, why it stopped and the "
+            "configuration.")),
     ] = None,
     seed: Annotated[
-        int, typer.Option("--seed", help="Seed of the pixel sampling and of the classifier.")
+        int, typer.Option("--seed", help=(
+            "Seed of the pixel sampling and the classifier, or of the U-Net's initial "
+            "weights, patches, augmentation and validation split."))
     ] = 0,
     jobs: Annotated[
-        int | None, typer.Option("--jobs", help="Threads to use (default: all CPUs).")
+        int | None, typer.Option("--jobs", help=(
+            "Threads to use (default: all CPUs; for a U-Net, PyTorch's setting)."))
     ] = None,
     axes: AxesOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Train a pixel classifier on filter features from brush strokes or a mask.
+    """Train a pixel classifier on filter features, or a U-Net, from brush strokes or a mask.
 
     Draw a few strokes per class (napari: a Labels layer saved as TIFF; ilastik: exported
     labels or the .ilp project), train, then apply the model with 'niseg predict'. The model
-    file records the features, classes and training provenance.
+    file records the features or network, classes and training provenance. A U-Net
+    (--method unet) needs more labels and time than a classifier but learns its own filters;
+    a dense --mask is its usual training target.
     """
-    from niseg.classify import METHODS
     from niseg.io import read_image, read_labels, write_json
     from niseg.models import file_sha256, save_model
 
-    pairs = _parse_pairs(image, list(ctx.args))
+    pairs, val_pairs = _parse_pairs(image, list(ctx.args))
     if (labels is None) == (mask is None):
         raise ValueError("give either --labels (sparse, 0 = unlabeled) or --mask (dense "
                          "binary), exactly one of them")
-    if method not in METHODS:
-        raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
-    for name, value in (("--trees", trees), ("--stages", stages)):
-        if value < 1:
-            raise ValueError(f"{name} must be a positive whole number, got {value}")
-    if max_samples < 0:
-        raise ValueError(f"--max-samples must be 0 (all) or positive, got {max_samples}")
+    is_unet = method == _UNET
+    _check_family(ctx, is_unet, method, bool(val_pairs))
     if jobs is not None and jobs < 1:
         raise ValueError(f"--jobs must be a positive whole number, got {jobs}")
-    feature_arg = _parse_features(features)
     target_kind = "labels" if labels is not None else "mask"
+    if is_unet:
+        from ._train_unet import check_patch, make_unet
+
+        if val_pairs and _given(ctx, "validation"):
+            raise ValueError("give --validation FRACTION or --validation-pair IMAGE LABELS, "
+                             "not both")
+        options = {
+            "epochs": epochs, "time_budget": time_budget, "validation": validation,
+            "patience": patience, "loss": loss, "class_weights": class_weights,
+            "augment": augment, "device": device, "init": init,
+            "freeze_encoder_epochs": freeze_encoder_epochs, "patch": patch, "depth": depth,
+            "base_channels": base_channels, "batch_size": batch_size,
+            "learning_rate": learning_rate, "iterations_per_epoch": iterations_per_epoch,
+            "jobs": jobs}
+        model = make_unet(options, two_d=two_d, seed=seed)
+    else:
+        model = None
+        feature_arg = check_classifier_options(trees, stages, max_samples, features)
     sources = [(image, labels if labels is not None else mask), *pairs]
-    check_outputs([p for pair in sources for p in pair], [out, report, stats_out],
-                  overwrite=overwrite)
+    inputs = [p for pair in sources + val_pairs for p in pair] + ([init] if init else [])
+    check_outputs(inputs, [out, report, stats_out], overwrite=overwrite)
 
     with _report_warnings(quiet):
         with _progress(quiet, "reading") as update:
-            data = []
-            for k, (image_path, target_path) in enumerate(sources):
-                update(k, len(sources), f"reading {Path(image_path).name}")
-                data.append(_read_pair(image_path, target_path, axes, two_d, read_image,
-                                       read_labels))
-        _check_consistent(data)
+            data, val_data = [], []
+            everything = [*sources, *val_pairs]
+            for k, (image_path, target_path) in enumerate(everything):
+                update(k, len(everything), f"reading {Path(image_path).name}")
+                read = _read_pair(image_path, target_path, axes, two_d, target_kind,
+                                  read_image, read_labels)
+                (data if k < len(sources) else val_data).append(read)
+        _check_consistent(data + val_data)
         first = data[0]
-        spacing = _spacing(first["metadata"], first["spatial"])
-        model = _make_model(feature_arg, method=method, trees=trees, stages=stages,
-                            select_features=select_features, max_samples=max_samples,
-                            jobs=jobs, spacing=spacing, channels=first["channels"], seed=seed)
         images = [im for d in data for im in d["images"]]
         targets = [t for d in data for t in d["targets"]]
-        with _progress(quiet, "training") as update:
-            update(0, 1, f"computing features and fitting ({method})")
-            start = time.perf_counter()
-            if target_kind == "labels":
-                model.fit(images, targets)
-            else:
-                model.fit(images, masks=targets)
-            seconds = time.perf_counter() - start
-            update(1, 1)
-        stats = _stats(model, data, sources, target_kind=target_kind, out=out,
-                       seconds=seconds, two_d=two_d, spacing=spacing, seed=seed)
+        if is_unet:
+            from ._train_unet import fit_unet, unet_stats
+
+            check_patch(data, patch)
+            if first["channels"]:
+                model.channel_axis = -1  # known only now that the image has been read
+            given = None if not val_data else (
+                [im for d in val_data for im in d["images"]],
+                [t for d in val_data for t in d["targets"]])
+            seconds = fit_unet(model, images, targets, target_kind=target_kind,
+                               validation=given, quiet=quiet)
+            stats = unet_stats(model, data, sources, target_kind=target_kind, out=out,
+                               seconds=seconds, two_d=two_d, seed=seed)
+            if val_pairs:
+                stats["validation_inputs"] = [{"image": i, target_kind: t} for i, t in val_pairs]
+        else:
+            spacing = spacing_of(first["metadata"], first["spatial"])
+            model = make_classifier(feature_arg, method=method, trees=trees, stages=stages,
+                                select_features=select_features, max_samples=max_samples,
+                                jobs=jobs, spacing=spacing, channels=first["channels"],
+                                seed=seed)
+            with _progress(quiet, "training") as update:
+                update(0, 1, f"computing features and fitting ({method})")
+                start = time.perf_counter()
+                if target_kind == "labels":
+                    model.fit(images, targets)
+                else:
+                    model.fit(images, masks=targets)
+                seconds = time.perf_counter() - start
+                update(1, 1)
+            stats = classifier_stats(model, data, sources, target_kind=target_kind, out=out,
+                           seconds=seconds, two_d=two_d, spacing=spacing, seed=seed)
         sections = None
         if report is not None:
             with _progress(quiet, "report") as update:
                 update(0, 1, "predicting the training image for the report")
-                sections = _report_sections(model, first, stats)
+                if is_unet:
+                    from ._train_unet import unet_report_sections
+
+                    sections = unet_report_sections(model, first, stats)
+                else:
+                    sections = classifier_report_sections(model, first, stats)
                 update(1, 1)
         provenance = {
             "training_inputs": [
@@ -178,8 +290,13 @@ def train_command(
             "two_d": two_d,
             "seed": seed,
             "training_seconds": round(seconds, 3),
-            "samples_per_class": stats["samples_per_class"],
         }
+        if is_unet:
+            provenance["labelled_pixels"] = stats["labelled_pixels"]
+            if val_pairs:
+                provenance["validation_inputs"] = stats["validation_inputs"]
+        else:
+            provenance["samples_per_class"] = stats["samples_per_class"]
         written = save_model(model, out, provenance=provenance, overwrite=overwrite)
         stats["model"] = str(written)
         if stats_out is not None:
@@ -187,66 +304,83 @@ def train_command(
         if sections is not None:
             from niseg.report import write_html_report
 
-            write_html_report(report, title=f"Pixel classifier {Path(out).name}",
-                              sections=sections, overwrite=overwrite)
+            kind = "U-Net" if is_unet else "Pixel classifier"
+            write_html_report(report, title=f"{kind} {Path(out).name}", sections=sections,
+                              overwrite=overwrite)
     if not quiet:
-        counts = ", ".join(f"{k}: {v}" for k, v in stats["samples_per_class"].items())
-        typer.echo(f"wrote {written} ({method}, {stats['n_features']} features, "
-                   f"samples per class {counts}, {seconds:.1f} s)")
+        typer.echo(f"wrote {written} ({_summary(stats, seconds)})")
 
 
-def _parse_pairs(image: str, args: list[str]) -> list[tuple[str, str]]:
-    if image.startswith("--pair"):
+def _summary(stats: dict[str, Any], seconds: float) -> str:
+    if stats["method"] == _UNET:
+        config = stats["config"]
+        dice = stats["best_val_dice"]
+        return (f"{stats['spatial_dims']}-D U-Net, depth {config['depth']}, patch "
+                f"{tuple(config['patch_size'])}, {stats['epochs_run']} epochs, "
+                f"{stats['iterations']} iterations, best epoch {stats['best_epoch']}"
+                + (f", val Dice {dice:.3f}" if dice is not None else "")
+                + f", stopped by {stats['stopped_because'].replace('_', ' ')}, {seconds:.1f} s")
+    counts = ", ".join(f"{k}: {v}" for k, v in stats["samples_per_class"].items())
+    return (f"{stats['method']}, {stats['n_features']} features, samples per class {counts}, "
+            f"{seconds:.1f} s")
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user typed the option (rather than it keeping its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def _check_family(ctx: typer.Context, is_unet: bool, method: str, val_pairs: bool) -> None:
+    """Refuse options of the other family of models, naming the first one given."""
+    if is_unet:
+        wrong = [flag for name, flag in _CLASSIFIER_ONLY.items() if _given(ctx, name)]
+        if wrong:
+            raise ValueError(f"{wrong[0]} is an option of the pixel classifier; it does not "
+                             "apply to --method unet")
+        return
+    from niseg.classify import METHODS
+
+    if method not in METHODS:
+        raise ValueError(f"--method must be one of {', '.join(METHODS)} or {_UNET}, got "
+                         f"{method!r}")
+    wrong = [flag for name, flag in _UNET_ONLY.items() if _given(ctx, name)]
+    if val_pairs:
+        wrong.append("--validation-pair")
+    if wrong:
+        raise ValueError(f"{wrong[0]} is a {_DEEP}; it does not apply to --method {method}")
+
+
+def _parse_pairs(image: str, args: list[str]) -> tuple[list[tuple[str, str]],
+                                                      list[tuple[str, str]]]:
+    """``--pair IMAGE LABELS`` and ``--validation-pair IMAGE LABELS`` from the extra args."""
+    if image.startswith(("--pair", "--validation-pair")):
         raise ValueError("give the training IMAGE before any --pair IMAGE LABELS")
     if image.startswith("-"):
         raise ValueError(f"no such option: {image} (see 'niseg train --help')")
-    pairs = []
+    found: dict[str, list[tuple[str, str]]] = {"--pair": [], "--validation-pair": []}
     i = 0
     while i < len(args):
         token = args[i]
-        if token == "--pair" or token.startswith("--pair="):
-            if token == "--pair":
+        name = token.split("=", 1)[0]
+        if name in found:
+            if token == name:
                 values, i = args[i + 1 : i + 3], i + 3
             else:
-                values, i = [token[len("--pair="):], *args[i + 1 : i + 2]], i + 2
+                values, i = [token[len(name) + 1:], *args[i + 1 : i + 2]], i + 2
             if len(values) != 2 or any(not v or v.startswith("-") for v in values):
-                raise ValueError("--pair needs two values: --pair IMAGE LABELS")
-            pairs.append((values[0], values[1]))
+                raise ValueError(f"{name} needs two values: {name} IMAGE LABELS")
+            found[name].append((values[0], values[1]))
         elif token.startswith("-"):
             raise ValueError(f"no such option: {token} (see 'niseg train --help')")
         else:
             raise ValueError(f"unexpected argument '{token}'; more training images go in "
                              "--pair IMAGE LABELS")
-    return pairs
-
-
-def _parse_features(text: str) -> Any:
-    from niseg.features import FeatureSpec
-
-    value = text.strip()
-    if value.lower() in ("ilastik", "fast"):
-        return value.lower()
-    if value.startswith("{"):
-        source = "--features"
-        raw = value
-    else:
-        path = Path(value)
-        if not path.is_file():
-            raise ValueError(f"--features must be ilastik, fast, JSON text or a .json file, "
-                             f"got {text!r}")
-        source, raw = f"--features file '{value}'", path.read_text(encoding="utf-8")
-    try:
-        spec = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{source} is not valid JSON ({exc.msg} at position {exc.pos})") from None
-    try:
-        return FeatureSpec.from_dict(spec)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{source} is not a feature spec: {exc}") from None
+    return found["--pair"], found["--validation-pair"]
 
 
 def _read_pair(image_path: str, target_path: str, axes: str | None, two_d: bool,
-               read_image: Any, read_labels: Any) -> dict[str, Any]:
+               target_kind: str, read_image: Any, read_labels: Any) -> dict[str, Any]:
     array, letters, metadata = read_for_model(image_path, axes, read_image)
     channels = array.shape[-1] if letters.endswith("c") else 0
     spatial = letters.replace("c", "")
@@ -259,6 +393,8 @@ def _read_pair(image_path: str, target_path: str, axes: str | None, two_d: bool,
                          "train on each frame as a 2-D image, or --axes zyx for a volume")
     shape = array.shape[: len(spatial)]
     target = read_labels(target_path, shape=shape)
+    if target_kind == "mask":
+        _check_binary(target, target_path)
     if two_d and len(spatial) == 3:
         images = list(array)
         targets = list(target)
@@ -267,6 +403,15 @@ def _read_pair(image_path: str, target_path: str, axes: str | None, two_d: bool,
     return {"path": image_path, "target": target_path, "images": images, "targets": targets,
             "metadata": metadata, "channels": channels, "shape": shape,
             "spatial": 2 if two_d else len(spatial), "display": (array, target)}
+
+
+def _check_binary(mask: np.ndarray, path: str) -> None:
+    values = np.unique(mask)
+    if values.size > 2 or (values.size == 2 and values[0] != 0):
+        shown = ", ".join(str(v) for v in values[:6].tolist()) + (
+            ", ..." if values.size > 6 else "")
+        raise ValueError(f"--mask '{path}' holds the values {shown} but a mask must be binary "
+                         "(0 and one other value); pass classes 1..K with --labels")
 
 
 def _check_consistent(data: list[dict[str, Any]]) -> None:
@@ -280,215 +425,6 @@ def _check_consistent(data: list[dict[str, Any]]) -> None:
                              f"'{first['path']}' has {max(first['channels'], 1)}")
 
 
-def _spacing(metadata: dict, dims: int) -> list[float] | None:
-    sizes = metadata.get("pixel_size")
-    if sizes is None:
-        sizes = metadata.get("slice_pixel_size")
-    if sizes is None or len(sizes) < dims:
-        return None
-    return [float(s) for s in list(sizes)[-dims:]]
-
-
-def _make_model(features: Any, *, method: str, trees: int, stages: int, select_features: bool,
-                max_samples: int, jobs: int | None, spacing: list[float] | None,
-                channels: int, seed: int) -> Any:
-    from niseg.classify import PixelClassifier
-
-    kwargs: dict[str, Any] = {
-        "features": features, "method": method, "n_estimators": trees,
-        "max_samples_per_class": max_samples or None, "n_jobs": jobs, "spacing": spacing,
-        "channel_axis": -1 if channels else None, "random_state": seed,
-    }
-    # Passed only when asked for, so plain training works with any PixelClassifier.
-    if stages != 1:
-        kwargs["stages"] = stages
-    if select_features:
-        kwargs["select_features"] = True
-    try:
-        return PixelClassifier(**kwargs)
-    except TypeError:
-        wanted = "--stages" if stages != 1 else "--select-features"
-        raise ValueError(f"{wanted} is not available in this niseg's PixelClassifier") from None
-
-
 def _hash(path: str, file_sha256: Any) -> str | None:
     file_part = Path(path.split("::")[0])
     return file_sha256(file_part) if file_part.is_file() else None
-
-
-def _stats(model: Any, data: list[dict[str, Any]], sources: list[tuple[str, str]], *,
-           target_kind: str, out: str, seconds: float, two_d: bool,
-           spacing: list[float] | None, seed: int) -> dict[str, Any]:
-    classes = model.classes_.tolist()
-    counts = [int(c) for c in model.n_samples_per_class_]
-    labelled = {str(c): 0 for c in classes}
-    for d in data:
-        values, n = np.unique(np.concatenate([t.ravel() for t in d["targets"]]),
-                              return_counts=True)
-        for v, c in zip(values.tolist(), n.tolist()):
-            key = str(int(v != 0)) if target_kind == "mask" else str(v)
-            if key in labelled:
-                labelled[key] += int(c)
-    importances = _importances(model)
-    top = None
-    if importances is not None:
-        order = np.argsort(-importances, kind="stable")[:_TOP_IMPORTANCES]
-        top = [{"feature": model.feature_names_[i], "importance": float(importances[i])}
-               for i in order]
-    stats: dict[str, Any] = {
-        "model": out,
-        "inputs": [{"image": i, target_kind: t, "shape": list(d["shape"])}
-                   for (i, t), d in zip(sources, data)],
-        "fitted_with": target_kind,
-        "method": model.method,
-        "features": model.feature_spec_.to_dict(),
-        "n_features": len(model.feature_names_),
-        "spatial_dims": int(model.spatial_dims),
-        "n_channels": int(model.n_channels_),
-        "two_d": two_d,
-        "spacing": spacing,
-        "seed": seed,
-        "classes": classes,
-        "labelled_pixels": labelled,
-        "samples_per_class": {str(c): n for c, n in zip(classes, counts)},
-        "feature_importances_top": top,
-        "stages": int(getattr(model, "n_stages_", 1)),
-        "training_seconds": round(seconds, 3),
-        "halo": [int(h) for h in np.atleast_1d(model.halo)],
-    }
-    selected = getattr(model, "selected_features_", None)
-    if selected is not None:
-        stats["selected_features"] = [_feature_name(model, f) for f in selected]
-    selection = getattr(model, "selection_", None)
-    if selection is not None:
-        from niseg.io import to_jsonable
-
-        stats["selection"] = to_jsonable(selection)
-    return stats
-
-
-def _feature_name(model: Any, feature: Any) -> str:
-    if isinstance(feature, (int, np.integer)):
-        return str(model.feature_names_[int(feature)])
-    return str(feature)
-
-
-def _importances(model: Any) -> np.ndarray | None:
-    try:
-        values = np.asarray(model.feature_importances_, dtype=np.float64)
-    except (AttributeError, ValueError):
-        return None
-    return values if values.size == len(model.feature_names_) else None
-
-
-def _report_sections(model: Any, first: dict[str, Any], stats: dict[str, Any]) -> list[dict]:
-    from niseg.report import (
-        feature_importance_figure,
-        feature_selection_figure,
-        prediction_figure,
-        training_labels_figure,
-    )
-
-    from ._predict import class_names
-
-    array, target = first["display"]
-    names = class_names(model)
-    k, image2d, labels2d = _display_slice(array, target, first["channels"])
-    where = f" (slice {k})" if k is not None else ""
-    label_names = names if stats["fitted_with"] == "labels" else ["foreground"]
-    sections: list[dict[str, Any]] = [{
-        "heading": "Training data",
-        "text": "\n\n".join(
-            f"{e['image']} with {stats['fitted_with']} {e[stats['fitted_with']]}, shape "
-            f"{tuple(e['shape'])}" for e in stats["inputs"]) + f"\n\nShown: the first image{where}.",
-        "figure": training_labels_figure(image2d, labels2d, class_names=label_names),
-    }, {
-        "heading": "Labelled pixels per class",
-        "table": [{"class": c, "name": n, "labelled pixels": stats["labelled_pixels"][str(c)],
-                   "training samples": stats["samples_per_class"][str(c)]}
-                  for c, n in zip(stats["classes"], names)],
-    }]
-    top = stats["feature_importances_top"]
-    if top:
-        importances = _importances(model)
-        sections.append({
-            "heading": "Feature importances",
-            "text": f"{stats['n_features']} features; the {len(top)} most important by mean "
-                    "decrease in impurity.",
-            "figure": feature_importance_figure(model.feature_names_, importances,
-                                                top=_TOP_IMPORTANCES),
-        })
-    else:
-        sections.append({"heading": "Feature importances",
-                         "text": f"The method {model.method!r} gives no feature importances."})
-    selection = getattr(model, "selection_", None)
-    if selection is not None:
-        curve = _selection_curve(selection)
-        section: dict[str, Any] = {"heading": "Feature selection", "table": {
-            k: v for k, v in stats["selection"].items() if not isinstance(v, (list, dict))}}
-        if curve is not None:
-            section["figure"] = feature_selection_figure(curve[0], curve[1], chosen=curve[2],
-                                                         full_score=curve[3])
-        if stats.get("selected_features"):
-            section["text"] = "Kept: " + ", ".join(stats["selected_features"])
-        sections.append(section)
-    n_stages = stats["stages"]
-    sections.append({
-        "heading": "Autocontext stages",
-        "text": ("1 stage: the classifier sees the filter features only." if n_stages == 1 else
-                 f"{n_stages} stages: each stage after the first also sees the previous "
-                 "stage's class probabilities, smoothed, as extra features."),
-    })
-    from niseg.tiling import predict_tiled
-
-    block, index = _prediction_block(model, array, k)
-    proba = np.asarray(predict_tiled(model, block, output="proba"))[index]
-    predicted = model.classes_[np.argmax(proba, axis=-1)]
-    uncertainty = uncertainty_from_proba(proba)
-    sections.append({
-        "heading": "Prediction of the training image",
-        "text": "Uncertainty is 1 - (p1 - p2) from the two likeliest classes: 0 where the "
-                "model is sure, 1 where two classes tie. Draw more labels where it is high.\n\n"
-                f"Mean uncertainty {float(uncertainty.mean()):.3f}.",
-        "figure": prediction_figure(image2d, predicted, uncertainty, class_names=names),
-    })
-    sections.append({"heading": "Settings", "table": {
-        "method": stats["method"], "features": json.dumps(stats["features"]),
-        "spatial dimensions": stats["spatial_dims"], "channels": stats["n_channels"],
-        "2-D slices": stats["two_d"], "spacing": stats["spacing"], "seed": stats["seed"],
-        "halo": stats["halo"], "training seconds": stats["training_seconds"]}})
-    return sections
-
-
-def _display_slice(array: np.ndarray, target: np.ndarray,
-                   channels: int) -> tuple[int | None, np.ndarray, np.ndarray]:
-    """A 2-D view: the slice with the most labelled pixels of a volume or stack."""
-    image = array[..., 0] if channels else array
-    if target.ndim == 2:
-        return None, image, target
-    k = int(np.argmax(np.count_nonzero(target.reshape(target.shape[0], -1), axis=1)))
-    return k, image[k], target[k]
-
-
-def _prediction_block(model: Any, array: np.ndarray, k: int | None) -> tuple[np.ndarray, Any]:
-    """What to predict for the shown slice, and where the slice lies in the result."""
-    if k is None:
-        return array, ()
-    if int(model.spatial_dims) == 2:
-        return array[k], ()
-    # A 3-D model: a slab of halo slices either side gives the exact slice at less cost.
-    halo = int(np.atleast_1d(model.halo)[0])
-    lo, hi = max(k - halo, 0), min(k + halo + 1, array.shape[0])
-    return array[lo:hi], (k - lo,)
-
-
-def _selection_curve(selection: Any) -> tuple[list, list, Any, Any] | None:
-    """(k values, held-out Dice, chosen k, Dice with all features) from ``selection_``."""
-    try:
-        ks = [int(v) for v in selection["k"]]
-        scores = [float(v) for v in selection["dice"]]
-    except (KeyError, TypeError, ValueError):
-        return None
-    if len(ks) != len(scores) or not ks:
-        return None
-    return ks, scores, selection.get("chosen_k"), selection.get("full_dice")
