@@ -66,6 +66,7 @@ _MODEL_KINDS: dict[str, str] = {
     "smoothed-threshold": "niseg.threshold:ThresholdSegmenter",
     "pixel-classifier": "niseg.classify:PixelClassifier",
     "unet": "niseg.deep:UNetSegmenter",
+    "spot-cnn": "niseg.deep:CNNSpotDetector",
 }
 
 # Types a weights.skops member may contain beyond skops's own defaults (primitives, NumPy

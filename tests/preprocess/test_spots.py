@@ -294,4 +294,4 @@ def test_bad_images_raise_clear_errors():
         detect_spots("image.tif")
     with pytest.raises(ValueError, match="empty"):
         detect_spots(np.ones((0, 5)))
-    assert set(SPOT_METHODS) == {"auto", "baseline", "morph", "sigmoid", "log", "knn"}
+    assert set(SPOT_METHODS) == {"auto", "baseline", "morph", "sigmoid", "log", "knn", "cnn"}

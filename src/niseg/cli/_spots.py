@@ -45,7 +45,9 @@ def clean_spots_command(
                 "exposure; baseline: the lecture's |f - median| > --threshold in image units; "
                 "morph: peak removal up to --max-area; sigmoid: soft replacement; log: "
                 "Laplacian-of-Gaussian blobs; knn: k-nearest neighbours on (intensity, "
-                "|f - median|), trained on the image itself with simulated spots."
+                "|f - median|), trained on the image itself with simulated spots; cnn: a "
+                "small convolutional network trained on simulated radiographs (the model "
+                "shipped with niseg, or --model; needs PyTorch)."
             ),
         ),
     ] = "auto",
@@ -96,6 +98,16 @@ def clean_spots_command(
             ),
         ),
     ] = False,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help=(
+                "With --method cnn: a spot model file (.niseg, kind spot-cnn, from "
+                "niseg.deep.train_spot_cnn) instead of the shipped one."
+            ),
+        ),
+    ] = None,
     axes: AxesOpt = None,
     spots_out: Annotated[
         str | None,
@@ -132,6 +144,7 @@ def clean_spots_command(
     check_outputs([image], targets, overwrite=overwrite)
     if max_area is not None and max_area < 1:
         raise ValueError(f"--max-area must be a positive number of pixels, got {max_area}")
+    detector = _spot_model(model, method)
 
     with _report_warnings(quiet):
         array, metadata = read_image(image, axes=axes)
@@ -148,6 +161,8 @@ def clean_spots_command(
             "max_area": max_area,
             "seed": seed,
         }
+        if method == "cnn":
+            options["detector"] = detector
         if frame_axis is None or temporal:
             with _progress(quiet, "cleaning spots") as update:
                 cleaned, mask = clean_spots(array, frame_axis=frame_axis, temporal=temporal,
@@ -180,6 +195,8 @@ def clean_spots_command(
             write_image(spots_out, labels, spot_meta, overwrite=overwrite)
         stats = _stats(labels, frame_axis, image=image, out=str(written), options=options,
                        temporal=temporal, dtype=str(array.dtype))
+        if method == "cnn":
+            stats["model"] = model if model is not None else "shipped"
         if stats_out is not None:
             write_json(stats_out, stats, overwrite=overwrite)
     if not quiet:
@@ -189,6 +206,21 @@ def clean_spots_command(
         )
 
 
+
+
+def _spot_model(model: str | None, method: str) -> Any:
+    """The user's spot model, loaded and checked before any work; None for the default."""
+    if model is None:
+        return None
+    if method != "cnn":
+        raise ValueError(f"--model is only used by --method cnn, not --method {method}")
+    from niseg.models import load_model, read_model_info
+
+    kind = read_model_info(model)["kind"]
+    if kind != "spot-cnn":
+        raise ValueError(f"--model '{model}' is a {kind} model but --method cnn needs a "
+                         f"spot-cnn model (from niseg.deep.train_spot_cnn)")
+    return load_model(model)
 
 
 def _frame_axis(array: np.ndarray, metadata: dict, name: str) -> int | None:
@@ -231,7 +263,8 @@ def _stats(labels: np.ndarray, frame_axis: int | None, *, image: str, out: str,
         "method": method,
         "polarity": options["polarity"],
         "size": size,
-        "threshold": 5.0 if threshold is None and method != "knn" else threshold,
+        "threshold": (5.0 if threshold is None and method not in ("knn", "cnn")
+                      else threshold),
         "threshold_unit": "image units" if method == "baseline" else "noise deviations",
         "max_area": (options["max_area"] if options["max_area"] is not None
                      else (None if method == "baseline" else 4 * size * size)),

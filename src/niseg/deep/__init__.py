@@ -37,6 +37,7 @@ from ._losses import IGNORE, LOSSES, balanced_class_weights, segmentation_loss
 from ._net import NORMS, UPSAMPLES, UNet, encoder_parameters, inflate_2d_to_3d
 from ._normalize import NORMALIZATIONS, IntensityNormalizer, choose_normalization
 from ._segmenter import UNetSegmenter
+from ._spots import CNNSpotDetector, train_spot_cnn
 from ._train import SCHEDULES
 from ._validation import EarlyStopping, ValidationBlock, validation_split
 
@@ -48,6 +49,7 @@ __all__ = [
     "SCHEDULES",
     "UPSAMPLES",
     "AugmentConfig",
+    "CNNSpotDetector",
     "EarlyStopping",
     "IntensityNormalizer",
     "NetConfig",
@@ -64,6 +66,7 @@ __all__ = [
     "segmentation_loss",
     "sliding_window_proba",
     "tiling_halo",
+    "train_spot_cnn",
     "validation_split",
     "window_step",
 ]

@@ -23,6 +23,9 @@ Methods (``method=``):
 - ``"knn"``: a k-nearest-neighbour classifier on (intensity, |f - median|), as in the
   lecture; given ``detector=`` or trained self-supervised on the image
   (:mod:`._spots_knn`).
+- ``"cnn"``: a small convolutional network trained on simulated radiographs from 50 to
+  20 000 counts (:class:`niseg.deep.CNNSpotDetector`); the model shipped with niseg unless
+  ``detector=`` gives another. Needs PyTorch (``pip install 'niseg[deep]'``).
 
 ``polarity`` selects bright spots, dark spots or both. Thresholds of all methods but the
 baseline are in multiples of the noise standard deviation of ``f - median``.
@@ -50,7 +53,7 @@ from ._spots_temporal import clean_temporal
 __all__ = ["SPOT_METHODS", "SPOT_POLARITIES", "clean_spots", "detect_spots"]
 
 #: Names accepted by ``method=``.
-SPOT_METHODS = ("auto", "baseline", "morph", "sigmoid", "log", "knn")
+SPOT_METHODS = ("auto", "baseline", "morph", "sigmoid", "log", "knn", "cnn")
 #: Names accepted by ``polarity=``.
 SPOT_POLARITIES = ("bright", "dark", "both")
 #: Default threshold of the noise-aware methods, in noise standard deviations.
@@ -71,7 +74,7 @@ def detect_spots(
     width: float = 1.0,
     frame_axis: int | None = None,
     temporal: bool = False,
-    detector: KNNSpotDetector | None = None,
+    detector: Any = None,
     seed: int = 0,
 ) -> np.ndarray:
     """Find spot (outlier) pixels in an image or a stack of frames.
@@ -81,7 +84,7 @@ def detect_spots(
     image : (M, N) or (F, M, N) ndarray
         A 2D image, or a stack of 2D frames along ``frame_axis`` (any axis). Any real
         dtype; values must be finite.
-    method : {"auto", "baseline", "morph", "sigmoid", "log", "knn"}, optional
+    method : {"auto", "baseline", "morph", "sigmoid", "log", "knn", "cnn"}, optional
         Detector (see the module notes); ``"auto"`` needs no tuning.
     polarity : {"bright", "dark", "both"}, optional
         Spots brighter than their surroundings (gamma spots, hot pixels), darker (dead or
@@ -92,7 +95,7 @@ def detect_spots(
     threshold : float, optional
         Detection threshold. ``baseline``: the ``|f - median|`` limit in image units
         (required). Other methods: multiples of the noise standard deviation (default 5).
-        Not used by ``knn``.
+        Not used by ``knn`` and ``cnn``.
     max_area : int, optional
         Connected regions (8-connectivity) larger than this many pixels are objects, not
         spots, and are left alone. Default ``4 * size**2`` (a square twice the window:
@@ -108,9 +111,11 @@ def detect_spots(
         neighbouring frames instead of its spatial neighbours (spots rarely persist
         between frames). Needs ``frame_axis`` and at least 3 frames; methods ``auto``,
         ``baseline`` and ``sigmoid``.
-    detector : KNNSpotDetector, optional
-        ``knn`` only: a fitted detector. By default one is trained on the image itself
-        (on the first frame of a stack) by adding simulated spots to a cleaned copy.
+    detector : KNNSpotDetector or CNNSpotDetector, optional
+        ``knn``: a fitted :class:`KNNSpotDetector`; by default one is trained on the image
+        itself (on the first frame of a stack) by adding simulated spots to a cleaned copy.
+        ``cnn``: a fitted :class:`niseg.deep.CNNSpotDetector`; by default the one shipped
+        with niseg.
     seed : int, optional
         Seed of the random steps (the ``knn`` self-supervised training).
 
@@ -148,7 +153,7 @@ def clean_spots(
     width: float = 1.0,
     frame_axis: int | None = None,
     temporal: bool = False,
-    detector: KNNSpotDetector | None = None,
+    detector: Any = None,
     seed: int = 0,
     return_mask: bool = False,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
@@ -206,7 +211,7 @@ def clean_spots(
 
 def _process(image: Any, *, method: str, polarity: str, size: int, threshold: float | None,
              max_area: int | None, width: float, frame_axis: int | None, temporal: bool,
-             detector: KNNSpotDetector | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+             detector: Any, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Validate everything, run the method frame by frame; (mask, cleaned float32)."""
     array = _check_image(image)
     method = _check_choice("method", method, SPOT_METHODS)
@@ -221,9 +226,12 @@ def _process(image: Any, *, method: str, polarity: str, size: int, threshold: fl
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     if not isinstance(temporal, (bool, np.bool_)):
         raise TypeError(f"temporal must be True or False, got {type(temporal).__name__}")
-    if detector is not None:
+    if method == "cnn":
+        detector = _cnn_detector(detector)
+    elif detector is not None:
         if method != "knn":
-            raise ValueError(f"detector is only used by method 'knn', not {method!r}")
+            raise ValueError(f"detector is only used by methods 'knn' and 'cnn', "
+                             f"not {method!r}")
         if not isinstance(detector, KNNSpotDetector):
             raise TypeError(f"detector must be a fitted KNNSpotDetector, "
                             f"got {type(detector).__name__}")
@@ -286,7 +294,7 @@ def _process(image: Any, *, method: str, polarity: str, size: int, threshold: fl
 
 def _clean_frame(frame: np.ndarray, *, method: str, polarity: str, size: int,
                  threshold: float, max_area: int | None, width: float,
-                 detector: KNNSpotDetector | None, source: np.ndarray | None
+                 detector: Any, source: np.ndarray | None
                  ) -> tuple[np.ndarray, np.ndarray]:
     if method == "auto":
         return clean_auto(frame, polarity=polarity, size=size, threshold=threshold,
@@ -304,6 +312,9 @@ def _clean_frame(frame: np.ndarray, *, method: str, polarity: str, size: int,
         return clean_log(frame, polarity=polarity, size=size, threshold=threshold,
                          structure_ratio=STRUCTURE_RATIO)
     assert detector is not None
+    if method == "cnn":
+        mask = detector.detect(frame, polarity=polarity)
+        return mask, fill_spots(frame, mask, size)
     mask = detector.predict(frame)
     if polarity != "both":
         from scipy import ndimage
@@ -311,6 +322,23 @@ def _clean_frame(frame: np.ndarray, *, method: str, polarity: str, size: int,
         med = ndimage.median_filter(frame, size=size, mode="reflect")
         mask &= (frame > med) if polarity == "bright" else (frame < med)
     return mask, fill_spots(frame, mask, size)
+
+
+def _cnn_detector(detector: Any) -> Any:
+    """The given CNN spot detector, checked, or the shipped one (torch imported only here)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise ImportError("method 'cnn' needs PyTorch: pip install 'niseg[deep]'") from None
+    from niseg.deep._spots import CNNSpotDetector, shipped_spot_detector
+
+    if detector is None:
+        return shipped_spot_detector()
+    if not isinstance(detector, CNNSpotDetector):
+        raise TypeError(f"detector must be a fitted CNNSpotDetector for method 'cnn', "
+                        f"got {type(detector).__name__}")
+    detector._check_fitted()
+    return detector
 
 
 # ------------------------------------------------------------------------------ checks
