@@ -42,7 +42,11 @@ __all__ = [
     "ModelState",
     "Segmenter",
     "as_array_list",
+    "check_binary_mask",
+    "check_finite_image",
+    "check_sparse_labels",
     "file_sha256",
+    "item_name",
     "load_model",
     "model_kinds",
     "read_model_info",
@@ -210,6 +214,81 @@ def as_array_list(value: Any, name: str) -> list[np.ndarray]:
             raise ValueError(f"{name} is empty; give at least one array")
         return [np.asarray(v) for v in value]
     return [np.asarray(value)]
+
+
+def item_name(name: str, i: int, n: int) -> str:
+    """``name`` for a single array, ``name[i]`` for one of ``n > 1``, for error messages.
+
+    Examples
+    --------
+    >>> item_name("labels", 0, 1), item_name("labels", 2, 3)
+    ('labels', 'labels[2]')
+    """
+    return name if n == 1 else f"{name}[{i}]"
+
+
+def check_finite_image(image: np.ndarray, name: str) -> None:
+    """Refuse an image a segmenter cannot use: non-numeric, NaN or infinite values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_finite_image(np.array([[1.0, np.nan]]), "image")
+    Traceback (most recent call last):
+    ...
+    ValueError: image contains NaN or infinite values; replace them first
+    """
+    if image.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold real numbers, got dtype {image.dtype}")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():
+        raise ValueError(f"{name} contains NaN or infinite values; replace them first")
+
+
+def check_sparse_labels(labels: np.ndarray, name: str) -> np.ndarray:
+    """Sparse training labels (0 = unlabeled, 1..K = classes) as an integer array.
+
+    Booleans become uint8 and whole-number floats int64; fractions, NaN, other dtypes and
+    negative values are refused with one sentence.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_sparse_labels(np.array([[0.0, 2.0]]), "labels").dtype
+    dtype('int64')
+    """
+    if labels.dtype.kind == "b":
+        return labels.astype(np.uint8)
+    if labels.dtype.kind == "f":
+        if not np.isfinite(labels).all() or np.any(labels != np.round(labels)):
+            raise TypeError(f"{name} must hold whole-number class values, got fractions")
+        labels = labels.astype(np.int64)
+    elif labels.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer class values, got dtype {labels.dtype}")
+    if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
+        raise ValueError(f"{name} holds negative values; use 0 for unlabeled and 1..K for "
+                         "classes")
+    return labels
+
+
+def check_binary_mask(mask: np.ndarray, name: str) -> np.ndarray:
+    """A dense binary mask (0 and one non-zero value, e.g. 0/1 or 0/255) as uint8 0/1.
+
+    A mask with more values is refused, naming them: multi-class data belongs in labels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_binary_mask(np.array([[0, 255]]), "mask").tolist()
+    [[0, 1]]
+    """
+    if mask.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got dtype {mask.dtype}")
+    values = np.unique(mask)
+    if values.size > 2 or (values.size == 2 and values[0] != 0):
+        shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if values.size > 6 else "")
+        raise ValueError(f"{name} must be binary (0 and one non-zero value) but holds the "
+                         f"values {shown}; pass multi-class data as labels")
+    return (mask != 0).astype(np.uint8)
 
 
 def register_model_kind(kind: str, target: str) -> None:

@@ -20,7 +20,7 @@ def test_em_mitochondria_right_half_dice(shared_data):
     truth = iio.imread(folder / "em_image_seg.png") > 0
     model = UNetSegmenter(depth=3, base_channels=16, patch_size=128, batch_size=4,
                           loss="dice_ce", optimizer="adamw", learning_rate=1e-3,
-                          schedule="cosine", epochs=10, iterations_per_epoch=30,
+                          schedule="cosine", epochs=8, iterations_per_epoch=25,
                           validation=0.1, patience=10,
                           augment=AugmentConfig.preset("none", flip_p=0.5, rot90_p=0.5),
                           n_threads=2, random_state=0)
@@ -31,7 +31,7 @@ def test_em_mitochondria_right_half_dice(shared_data):
     assert model.validation_["source"] == "split"
     for block in model.validation_["blocks"]:
         assert block["image"] == 0
-    assert model.iterations_ == 300
+    assert model.iterations_ == 200
     predicted = model.predict(image[:, 512:])
     score = dice(truth[:, 512:], predicted)
     print(f"EM right-half Dice {score:.3f} after {seconds:.0f} s "

@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 
 from niseg.features import FeatureSpec, compute_features
-from niseg.models import ModelState, as_array_list
+from niseg.models import (
+    ModelState,
+    as_array_list,
+    check_binary_mask,
+    check_finite_image,
+    check_sparse_labels,
+    item_name,
+)
 
 from ._autocontext import (
     CONTEXT_FOLDS,
@@ -274,8 +281,8 @@ class PixelClassifier:
         spatial_dims = image_list[0].ndim - int(has_channels)
         n_channels = image_list[0].shape[-1] if has_channels else 1
         for i, (image, target) in enumerate(zip(image_list, target_list)):
-            name = _item("images", i, len(image_list))
-            _check_values(image, name)
+            name = item_name("images", i, len(image_list))
+            check_finite_image(image, name)
             if image.ndim - int(has_channels) != spatial_dims or spatial_dims not in (2, 3):
                 raise ValueError(
                     f"{name} has shape {image.shape} but all training images must be 2-D or "
@@ -285,7 +292,7 @@ class PixelClassifier:
                                  f"training image has {n_channels}")
             spatial = image.shape[:spatial_dims]
             if target.shape != spatial:
-                raise ValueError(f"{_item(target_name, i, len(target_list))} has shape "
+                raise ValueError(f"{item_name(target_name, i, len(target_list))} has shape "
                                  f"{target.shape} but image has shape {spatial}")
         if self.spacing is not None:
             from niseg.features._spec import relative_spacing
@@ -293,13 +300,14 @@ class PixelClassifier:
             relative_spacing(self.spacing, spatial_dims)
 
         if masks is not None:
-            targets = [(np.asarray(m) != 0).astype(np.uint8) for m in target_list]
+            targets = [check_binary_mask(np.asarray(m), item_name("masks", i, len(target_list)))
+                       for i, m in enumerate(target_list)]
             classes = np.array([0, 1], dtype=np.uint8)
             present = np.unique(np.concatenate([np.unique(t) for t in targets]))
             if present.size < 2:
                 raise ValueError("masks must contain both foreground and background pixels")
         else:
-            targets = [_check_labels(t, _item("labels", i, len(target_list)))
+            targets = [check_sparse_labels(t, item_name("labels", i, len(target_list)))
                        for i, t in enumerate(target_list)]
             present = np.unique(np.concatenate([np.unique(t) for t in targets]))
             classes = present[present != 0]
@@ -560,7 +568,7 @@ class PixelClassifier:
                 expected = f"{dims} dimensions"
             raise ValueError(f"image has shape {image.shape} but the model expects "
                              f"{expected}")
-        _check_values(image, "image")
+        check_finite_image(image, "image")
         return image
 
     def _check_fitted(self) -> None:
@@ -689,34 +697,6 @@ class PixelClassifier:
     def __repr__(self) -> str:
         return (f"PixelClassifier(features={self.features!r}, method={self.method!r}, "
                 f"n_estimators={self.n_estimators!r}, stages={self.stages!r})")
-
-
-def _item(name: str, i: int, n: int) -> str:
-    return name if n == 1 else f"{name}[{i}]"
-
-
-
-
-def _check_values(image: np.ndarray, name: str) -> None:
-    if image.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {image.dtype}")
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
-        raise ValueError(f"{name} contains NaN or infinite values; replace them first")
-
-
-def _check_labels(labels: np.ndarray, name: str) -> np.ndarray:
-    if labels.dtype.kind == "b":
-        return labels.astype(np.uint8)
-    if labels.dtype.kind == "f":
-        if not np.isfinite(labels).all() or np.any(labels != np.round(labels)):
-            raise TypeError(f"{name} must hold whole-number class values, got fractions")
-        labels = labels.astype(np.int64)
-    elif labels.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer class values, got dtype {labels.dtype}")
-    if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
-        raise ValueError(f"{name} holds negative values; use 0 for unlabeled and 1..K for "
-                         "classes")
-    return labels
 
 
 def _holdout_split(labelled: list[np.ndarray], targets: list[np.ndarray], classes: np.ndarray,

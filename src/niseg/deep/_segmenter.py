@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from niseg.models import ModelState, as_array_list
+from niseg.models import (
+    ModelState,
+    as_array_list,
+    check_binary_mask,
+    check_finite_image,
+    check_sparse_labels,
+    item_name,
+)
 
 from . import _train
 from ._augment_config import PRESETS, AugmentConfig
@@ -583,8 +590,8 @@ class UNetSegmenter:
         channels = self.channel_axis is not None
         first = image_list[0].ndim - int(channels)
         for i, (image, target) in enumerate(zip(image_list, raw)):
-            iname = _item("images", i, len(image_list))
-            _check_values(image, iname)
+            iname = item_name("images", i, len(image_list))
+            check_finite_image(image, iname)
             ndim = image.ndim - int(channels)
             if ndim != first or ndim < (spatial_dims or 2) or (spatial_dims is None
                                                                and ndim not in (2, 3)):
@@ -597,14 +604,14 @@ class UNetSegmenter:
                                  f"training image has {image_list[0].shape[-1]}")
             spatial = image.shape[:ndim]
             if target.shape != spatial:
-                raise ValueError(f"{_item(name, i, len(raw))} has shape {target.shape} but "
+                raise ValueError(f"{item_name(name, i, len(raw))} has shape {target.shape} but "
                                  f"image has shape {spatial}")
         if masks is not None:
-            targets = [_binary(m, _item("masks", i, len(raw))) for i, m in enumerate(raw)]
+            targets = [_binary_int64(m, item_name("masks", i, len(raw))) for i, m in enumerate(raw)]
             if not any(t.any() for t in targets) or all(t.all() for t in targets):
                 raise ValueError("masks must contain both foreground and background pixels")
             return image_list, targets, np.array([0, 1], np.uint8), "masks"
-        checked = [_check_labels(t, _item("labels", i, len(raw))) for i, t in enumerate(raw)]
+        checked = [check_sparse_labels(t, item_name("labels", i, len(raw))) for i, t in enumerate(raw)]
         present = np.unique(np.concatenate([np.unique(t) for t in checked]))
         classes = present[present != 0]
         if classes.size == 0:
@@ -629,8 +636,8 @@ class UNetSegmenter:
                              f"validation {fitted_with}")
         targets = []
         for i, (image, target) in enumerate(zip(images, raw)):
-            name = _item("validation images", i, len(images))
-            _check_values(image, name)
+            name = item_name("validation images", i, len(images))
+            check_finite_image(image, name)
             channels = self.channel_axis is not None
             spatial = image.shape[:image.ndim - int(channels)]
             if target.shape != spatial or len(spatial) < dims or \
@@ -639,9 +646,9 @@ class UNetSegmenter:
                                  f"{target.shape}, which do not match each other or the "
                                  "training images")
             if fitted_with == "masks":
-                targets.append(_binary(target, f"validation masks[{i}]"))
+                targets.append(_binary_int64(target, f"validation masks[{i}]"))
                 continue
-            t = _check_labels(target, f"validation labels[{i}]")
+            t = check_sparse_labels(target, f"validation labels[{i}]")
             unknown = np.setdiff1d(np.unique(t), np.concatenate([[0], classes]))
             if unknown.size:
                 raise ValueError(f"validation labels[{i}] hold class {unknown[0]}, which the "
@@ -754,7 +761,7 @@ class UNetSegmenter:
             raise ValueError(f"image has shape {image.shape} but the model expects "
                              f"{expected} axes ({dims} spatial"
                              f"{', channels last' if expected > dims else ''})")
-        _check_values(image, "image")
+        check_finite_image(image, "image")
         return image
 
 
@@ -850,39 +857,6 @@ def _positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def _item(name: str, i: int, n: int) -> str:
-    return name if n == 1 else f"{name}[{i}]"
-
-
-def _check_values(image: np.ndarray, name: str) -> None:
-    if image.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold real numbers, got dtype {image.dtype}")
-    if image.dtype.kind == "f" and not np.isfinite(image).all():
-        raise ValueError(f"{name} contains NaN or infinite values; replace them first")
-
-
-def _binary(mask: np.ndarray, name: str) -> np.ndarray:
-    if mask.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers, got dtype {mask.dtype}")
-    values = np.unique(mask)
-    if values.size > 2 or (values.size == 2 and values[0] != 0):
-        shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if values.size > 6 else "")
-        raise ValueError(f"{name} must be binary (0 and one non-zero value) but holds the "
-                         f"values {shown}; pass multi-class data as labels")
-    return (mask != 0).astype(np.int64)
-
-
-def _check_labels(labels: np.ndarray, name: str) -> np.ndarray:
-    if labels.dtype.kind == "b":
-        return labels.astype(np.int64)
-    if labels.dtype.kind == "f":
-        if not np.isfinite(labels).all() or np.any(labels != np.round(labels)):
-            raise TypeError(f"{name} must hold whole-number class values, got fractions")
-        labels = labels.astype(np.int64)
-    elif labels.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer class values, got dtype {labels.dtype}")
-    if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
-        raise ValueError(f"{name} holds negative values; use 0 for unlabeled and 1..K for "
-                         "classes")
-    return labels
-
+def _binary_int64(mask: np.ndarray, name: str) -> np.ndarray:
+    # int64: class indices that unlabelled (IGNORE = -1) pixels can join
+    return check_binary_mask(mask, name).astype(np.int64)
