@@ -36,4 +36,4 @@ def test_em_mitochondria_right_half_dice(shared_data):
     score = dice(truth[:, 512:], predicted)
     print(f"EM right-half Dice {score:.3f} after {seconds:.0f} s "
           f"(best epoch {model.best_epoch_}, {model.iterations_} iterations)")
-    assert score >= 0.80
+    assert score >= 0.85  # measured 0.913 (0.827 when the raw validation maximum chose)

@@ -49,7 +49,7 @@ def test_learns_discs_on_noise(fitted):
     assert model.classes_.tolist() == [0, 1] and model.predict(image).dtype == np.uint8
     assert model.iterations_ == sum(h["iterations"] for h in model.history_)
     assert model.stopped_because_ in ("epochs", "patience")
-    best = max(model.history_, key=lambda h: (h["val_dice"], -h["epoch"]))
+    best = max(model.history_, key=lambda h: (h["val_dice_smoothed"], -h["epoch"]))
     assert model.best_epoch_ == best["epoch"]
     assert model.validation_["source"] == "split" and model.validation_["gap"] == model.net_.halo
     assert set(model.history_[0]) >= {"epoch", "train_loss", "val_loss", "val_dice", "lr",

@@ -110,7 +110,8 @@ def _settings(**kw):
 
 def test_early_stopping_keeps_the_best_epoch(monkeypatch):
     net, sampler, val = _setup()
-    scores = iter([0.5, 0.7, 0.6, 0.65, 0.9])
+    # moving averages 0.5, 0.62, 0.524, 0.457: best at epoch 2, then 2 epochs without gain
+    scores = iter([0.5, 0.9, 0.3, 0.3, 0.9])
     states = []
 
     def scripted(self, net, **kw):
@@ -121,6 +122,8 @@ def test_early_stopping_keeps_the_best_epoch(monkeypatch):
     result = train_net(net, sampler, val, _settings(epochs=5), device=torch.device("cpu"))
     assert result.stopped_because == "patience"
     assert len(result.history) == 4 and result.best_epoch == 2
+    assert [h["val_dice_smoothed"] for h in result.history] == pytest.approx(
+        [0.5, 0.62, 0.524, 0.4568])
     assert result.iterations == 8
     final = net.state_dict()
     assert all(torch.equal(final[k], states[1][k]) for k in final)

@@ -128,7 +128,9 @@ class UNetSegmenter:
     normalizer_ : IntensityNormalizer
     history_ : list of dict
         Per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``val_dice`` (foreground Dice
-        for masks, mean Dice of the classes present otherwise), ``val_dice_per_class``,
+        for masks, mean Dice of the classes present otherwise), ``val_dice_smoothed`` (its
+        moving average, 0.7 x previous + 0.3 x new, on which the best epoch is chosen and early
+        stopping waits), ``val_dice_per_class``,
         ``lr`` (last of the epoch), ``seconds``, ``iterations``.
     best_epoch_ : int
         Epoch whose weights were kept.

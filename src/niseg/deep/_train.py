@@ -152,6 +152,11 @@ class PatchSampler:
         return np.stack(xs), np.stack(ys), corners
 
 
+#: Weight of the previous value in the moving average of the validation Dice that early
+#: stopping and checkpoint selection use.
+VAL_SMOOTHING = 0.7
+
+
 @dataclass
 class ValidationSet:
     """Crops around the validation pixels: image with context, targets on validation pixels.
@@ -280,6 +285,7 @@ def train_net(net: torch.nn.Module, sampler: PatchSampler, validation: Validatio
     generator = torch.Generator(device=device).manual_seed(int(settings.seed))
     weights = None if settings.class_weights is None else settings.class_weights.to(device)
     stopper = EarlyStopping(settings.patience) if validation is not None else None
+    smoothed = None
     best_state = None
     horizon = settings.epochs * settings.iterations_per_epoch
     encoder = list(net.encoder_parameters())
@@ -323,6 +329,7 @@ def train_net(net: torch.nn.Module, sampler: PatchSampler, validation: Validatio
                 break
         record: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses)),
                                   "val_loss": None, "val_dice": None,
+                                  "val_dice_smoothed": None,
                                   "val_dice_per_class": None, "lr": lr,
                                   "iterations": len(losses)}
         stop = False
@@ -331,7 +338,15 @@ def train_net(net: torch.nn.Module, sampler: PatchSampler, validation: Validatio
                 net, patch=settings.patch, overlap=settings.overlap,
                 batch_size=settings.batch_size, device=device, loss=settings.loss,
                 class_weights=weights))
-            stop = stopper.step(record["val_dice"])
+            # A validation block is small, so its Dice jumps from epoch to epoch (on EM
+            # mitochondria 0.42, 0.65, 0.48, 0.60, 0.59, 0.29, 0.65, 0.65 over 8 epochs) and
+            # the raw maximum picked epoch 2 of 8: right-half Dice 0.83 against 0.90 for the
+            # last epoch. Epochs are chosen on an exponential moving average instead.
+            raw = record["val_dice"]
+            smoothed = raw if smoothed is None else (
+                VAL_SMOOTHING * smoothed + (1 - VAL_SMOOTHING) * raw)
+            record["val_dice_smoothed"] = smoothed
+            stop = stopper.step(smoothed)
             if stopper.is_best:
                 best_state = copy.deepcopy(net.state_dict())
                 result.best_epoch = epoch
