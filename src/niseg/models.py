@@ -48,6 +48,7 @@ __all__ = [
     "file_sha256",
     "item_name",
     "load_model",
+    "margin_uncertainty",
     "model_kinds",
     "read_model_info",
     "register_model_kind",
@@ -269,6 +270,30 @@ def check_sparse_labels(labels: np.ndarray, name: str) -> np.ndarray:
                          "classes")
     return labels
 
+
+def margin_uncertainty(proba: np.ndarray) -> np.ndarray:
+    """Uncertainty ``1 - (p1 - p2)`` from the two largest class probabilities, as ilastik.
+
+    Parameters
+    ----------
+    proba : (..., K) ndarray
+        Class probabilities on the last axis (``Segmenter.predict_proba``).
+
+    Returns
+    -------
+    (...) ndarray of float32
+        0 where one class is certain, 1 where the top two classes tie (0 for ``K = 1``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> margin_uncertainty(np.array([[0.9, 0.1], [0.5, 0.5]], np.float32)).astype(float).round(3).tolist()
+    [0.2, 1.0]
+    """
+    if proba.shape[-1] < 2:
+        return np.zeros(proba.shape[:-1], np.float32)
+    top = np.partition(proba, proba.shape[-1] - 2, axis=-1)[..., -2:]
+    return (np.float32(1) - (top[..., 1] - top[..., 0])).astype(np.float32)
 
 def check_binary_mask(mask: np.ndarray, name: str) -> np.ndarray:
     """A dense binary mask (0 and one non-zero value, e.g. 0/1 or 0/255) as uint8 0/1.

@@ -16,6 +16,7 @@ from niseg.models import (
     check_finite_image,
     check_sparse_labels,
     item_name,
+    margin_uncertainty,
 )
 
 from ._autocontext import (
@@ -505,9 +506,7 @@ class PixelClassifier:
         (M, N[, P]) ndarray of float32
             0 where one class is certain, 1 where the top two classes tie.
         """
-        proba = self.predict_proba(image)
-        top = np.partition(proba, proba.shape[-1] - 2, axis=-1)[..., -2:]
-        return (np.float32(1) - (top[..., 1] - top[..., 0])).astype(np.float32)
+        return margin_uncertainty(self.predict_proba(image))
 
     # -- helpers -----------------------------------------------------------------------------
 

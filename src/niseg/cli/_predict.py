@@ -88,7 +88,7 @@ def predict_command(
     runs on the GPU when PyTorch sees one, otherwise on the CPU, wherever it was trained.
     """
     from niseg.io import read_image, write_image, write_json
-    from niseg.models import load_model, read_model_info
+    from niseg.models import load_model, margin_uncertainty, read_model_info
     from niseg.tiling import predict_tiled
 
     if tile is not None and tile < 1:
@@ -125,7 +125,7 @@ def predict_command(
         if min_size or keep_largest or fill_holes:
             labels = _postprocess(labels, int(segmenter.spatial_dims), cleaning)
         uncertainty = None if proba is None or uncertainty_out is None else (
-            uncertainty_from_proba(proba))
+            margin_uncertainty(proba))
         classes = np.asarray(segmenter.classes_)
         names = class_names(segmenter)
         spatial = letters.replace("c", "")
@@ -245,14 +245,6 @@ def check_image_fits(array: np.ndarray, letters: str, segmenter: Any, image: str
                          f"{dims} axes as space (y, x{', z' if dims == 3 else ''}); pass --axes, "
                          "e.g. --axes zyx")
     return array
-
-
-def uncertainty_from_proba(proba: np.ndarray) -> np.ndarray:
-    """``1 - (p1 - p2)`` from the two largest probabilities on the last axis, float32."""
-    if proba.shape[-1] < 2:
-        return np.zeros(proba.shape[:-1], np.float32)
-    top = np.partition(proba, proba.shape[-1] - 2, axis=-1)[..., -2:]
-    return (np.float32(1) - (top[..., 1] - top[..., 0])).astype(np.float32)
 
 
 def class_names(segmenter: Any) -> list[str]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._predict import class_names, uncertainty_from_proba
+from ._predict import class_names
 
 TOP_IMPORTANCES = 20
 
@@ -61,6 +61,7 @@ def training_data_sections(model: Any, first: dict[str, Any], stats: dict[str, A
 
 def prediction_section(model: Any, first: dict[str, Any]) -> dict[str, Any]:
     """The training image's prediction and uncertainty on the slice the report shows."""
+    from niseg.models import margin_uncertainty
     from niseg.report import prediction_figure
     from niseg.tiling import predict_tiled
 
@@ -69,7 +70,7 @@ def prediction_section(model: Any, first: dict[str, Any]) -> dict[str, Any]:
     block, index = _prediction_block(model, array, k)
     proba = np.asarray(predict_tiled(model, block, output="proba"))[index]
     predicted = model.classes_[np.argmax(proba, axis=-1)]
-    uncertainty = uncertainty_from_proba(proba)
+    uncertainty = margin_uncertainty(proba)
     return {
         "heading": "Prediction of the training image",
         "text": "Uncertainty is 1 - (p1 - p2) from the two likeliest classes: 0 where the "

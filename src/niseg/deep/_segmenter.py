@@ -20,6 +20,7 @@ from niseg.models import (
     check_finite_image,
     check_sparse_labels,
     item_name,
+    margin_uncertainty,
 )
 
 from . import _train
@@ -437,9 +438,7 @@ class UNetSegmenter:
     def predict_uncertainty(self, image: np.ndarray) -> np.ndarray:
         """Uncertainty ``1 - (p1 - p2)`` of the two largest class probabilities, float32
         ``(M, N[, P])``: 0 where one class is certain, 1 where two tie."""
-        proba = self.predict_proba(image)
-        top = np.partition(proba, proba.shape[-1] - 2, axis=-1)[..., -2:]
-        return (np.float32(1) - (top[..., 1] - top[..., 0])).astype(np.float32)
+        return margin_uncertainty(self.predict_proba(image))
 
     # -- model file --------------------------------------------------------------------------
 
