@@ -326,7 +326,8 @@ def test_stages_and_feature_selection(tmp_path, capsys):
                          "--report", tmp_path / "r.html", *FAST)
     assert status == 0, err
     stats = json.loads((tmp_path / "s.json").read_text())
-    assert stats["stages"] == 2 and stats["halo"] == [60, 60]
+    assert stats["stages"] == 2 and stats["halo"] == [104, 104]
+    assert stats["context_method"] == "hgb"
     selection = stats["selection"]
     assert selection["chosen_k"] == len(stats["selected_features"]) == stats["n_features"]
     assert selection["k"][-1] == 10 and len(selection["dice"]) == len(selection["k"])
@@ -337,6 +338,23 @@ def test_stages_and_feature_selection(tmp_path, capsys):
     status, _, err = run(capsys, "predict", tmp_path / "m.niseg", tmp_path / "a.tif", "-o",
                          tmp_path / "p.tif", "-q")
     assert status == 0, err
+
+
+def test_context_method(tmp_path, capsys):
+    _data(tmp_path)
+    base = ["train", tmp_path / "a.tif", "--labels", tmp_path / "a_labels.tif"]
+    status, _, err = run(capsys, *base, "-o", tmp_path / "m.niseg", "--stages", 2,
+                         "--context-method", "same", "--stats-out", tmp_path / "s.json",
+                         *FAST)
+    assert status == 0, err
+    assert json.loads((tmp_path / "s.json").read_text())["context_method"] == "rf"
+    status, _, err = run(capsys, *base, "-o", tmp_path / "n.niseg", "--stages", 2,
+                         "--context-method", "svm", *FAST)
+    assert_user_error(status, err, "--context-method must be one of")
+    status, _, err = run(capsys, *base, "-o", tmp_path / "n.niseg", "--context-method", "et",
+                         *FAST)
+    assert_user_error(status, err, "give --stages 2 or more")
+    assert not (tmp_path / "n.niseg").exists()
 
 
 @pytest.mark.parametrize("value", ["0", "-1"])

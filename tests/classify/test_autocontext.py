@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from niseg.classify import PixelClassifier, _pixel
+from niseg.classify import PixelClassifier, _autocontext, _pixel
 from niseg.features import FeatureSpec
 from niseg.metrics import dice
 from niseg.models import load_model, read_model_info, save_model
@@ -43,8 +43,8 @@ def test_second_stage_improves_dice_and_halo_adds_up():
     assert d1 < 0.75 and d2 > d1 + 0.1, (d1, d2)
     assert dice(three.predict(test_image), test_truth) > d1 + 0.1
     assert one.halo == (4, 4) and one.n_stages_ == 1
-    assert two.halo == (4 + 20, 4 + 20) and two.n_stages_ == 2
-    assert three.halo == (4 + 40, 4 + 40) and len(three.estimators_) == 3
+    assert two.halo == (4 + 64, 4 + 64) and two.n_stages_ == 2
+    assert three.halo == (4 + 128, 4 + 128) and len(three.estimators_) == 3
     # the first stage's estimator is trained exactly as a one-stage model's
     np.testing.assert_array_equal(two.estimator_.predict_proba(np.zeros((3, 5))),
                                   one.estimator_.predict_proba(np.zeros((3, 5))))
@@ -52,7 +52,11 @@ def test_second_stage_improves_dice_and_halo_adds_up():
     assert names[0] == FINE.names() and names[1][:5] == FINE.names()
     assert names[1][5:] == ["context " + n for n in _pixel.resolve_context_spec(
         "context").names()]
-    assert [len(v) for v in two.stage_feature_importances_] == [5, 5 + 17]
+    # later stages are gradient boosting (no impurity importances) unless asked otherwise
+    assert len(two.stage_feature_importances_[0]) == 5
+    assert two.stage_feature_importances_[1] is None
+    forest = PixelClassifier(stages=2, context_method=None, **kwargs).fit(image, masks=truth)
+    assert [len(v) for v in forest.stage_feature_importances_] == [5, 5 + 21]
 
 
 def test_tiled_equals_untiled_2d_two_and_three_stages():
@@ -153,12 +157,14 @@ def test_model_file_round_trip_and_validation(tmp_path):
                             max_samples_per_class=800).fit(image, masks=truth)
     path = save_model(model, tmp_path / "two.niseg")
     info = read_model_info(path)
-    assert info["kind_version"] == 2 and info["halo"] == [60, 60]
+    assert info["kind_version"] == 2 and info["halo"] == [104, 104]
     assert info["state"]["n_stages_"] == 2 and info["params"]["stages"] == 2
     assert info["params"]["context_features"] == "context"
-    assert len(info["state"]["stage_feature_importances_"][1]) == 10 + 17
+    assert info["params"]["context_method"] == "hgb"
+    assert info["state"]["stage_feature_importances_"][1] is None
     loaded = load_model(path)
     assert loaded.n_stages_ == 2 and loaded.halo == model.halo
+    assert type(loaded.estimators_[1]).__name__ == "HistGradientBoostingClassifier"
     np.testing.assert_array_equal(loaded.predict_proba(image), model.predict_proba(image))
 
     state = model.to_model_state()
@@ -167,7 +173,7 @@ def test_model_file_round_trip_and_validation(tmp_path):
         PixelClassifier.from_model_state(state)
     state = model.to_model_state()
     state.state["context_spec_"] = TINY_CONTEXT.to_dict()
-    with pytest.raises(ValueError, match="stage 2 estimator takes 27 features but the spec "
+    with pytest.raises(ValueError, match="stage 2 estimator takes 31 features but the spec "
                                          "gives 13"):
         PixelClassifier.from_model_state(state)
     state = model.to_model_state()
@@ -189,6 +195,46 @@ def test_version_1_state_still_loads():
     old = PixelClassifier.from_model_state(state)
     assert old.n_stages_ == 1 and old.halo == (8, 8) and old.selected_features_ is None
     np.testing.assert_array_equal(old.predict_proba(image), model.predict_proba(image))
+
+
+def test_files_without_context_method_keep_stage_one_method():
+    image, truth = blobs((48, 48), seed=8)
+    model = PixelClassifier(features=SMALL, n_estimators=4, stages=2,
+                            context_method=None).fit(image, masks=truth)
+    state = model.to_model_state()
+    del state.params["context_method"]  # a version-2 file written before the parameter
+    old = PixelClassifier.from_model_state(state)
+    assert old.context_method is None and old._context_method() == "rf"
+    np.testing.assert_array_equal(old.predict_proba(image), model.predict_proba(image))
+
+
+def test_context_method_sets_later_stages_and_their_fold_models(monkeypatch):
+    image, truth = blobs((64, 64), seed=4)
+    fitted = []
+    real = _pixel.fit_estimator
+
+    def spy(method, x, y, n_classes, **kwargs):
+        fitted.append((method, kwargs["n_estimators"], x.shape[1]))
+        return real(method, x, y, n_classes, **kwargs)
+
+    monkeypatch.setattr(_pixel, "fit_estimator", spy)
+    model = PixelClassifier(features=SMALL, n_estimators=8, stages=3, context_method="et",
+                            context_features=TINY_CONTEXT).fit(image, masks=truth)
+    n_image, n_context = len(SMALL.names()), len(TINY_CONTEXT.names())
+    # stage 1; stage 2's fold models imitate stage 1 (rf, half the trees); stage 2 (et);
+    # stage 3's fold models imitate stage 2 (et, half); stage 3 (et)
+    assert fitted == ([("rf", 8, n_image)] + [("rf", 4, n_image)] * 4
+                      + [("et", 8, n_image + n_context)] + [("et", 4, n_image + n_context)] * 4
+                      + [("et", 8, n_image + n_context)])
+    assert [type(e).__name__ for e in model.estimators_] == [
+        "RandomForestClassifier", "ExtraTreesClassifier", "ExtraTreesClassifier"]
+    fitted.clear()
+    PixelClassifier(features=SMALL, n_estimators=8, stages=2,
+                    context_features=TINY_CONTEXT).fit(image, masks=truth)
+    # the default later stage: gradient boosting with its own number of iterations
+    assert fitted[-1] == ("hgb", _autocontext.CONTEXT_BOOSTING_ITERATIONS, n_image + n_context)
+    with pytest.raises(ValueError, match="context_method must be one of"):
+        PixelClassifier(features=SMALL, stages=2, context_method="svm").fit(image, masks=truth)
 
 
 def test_stage_parameter_errors():

@@ -29,7 +29,7 @@ _PAIR_HELP = (
 _UNET = "unet"
 # Options that only one family of models understands, by parameter name.
 _CLASSIFIER_ONLY = {"features": "--features", "trees": "--trees", "stages": "--stages",
-                    "select_features": "--select-features", "max_samples": "--max-samples"}
+                    "context_method": "--context-method", "select_features": "--select-features", "max_samples": "--max-samples"}
 _UNET_ONLY = {
     "epochs": "--epochs", "time_budget": "--time-budget", "validation": "--validation",
     "patience": "--patience", "loss": "--loss", "class_weights": "--class-weights",
@@ -91,6 +91,13 @@ def train_command(
             "Classifier only. Autocontext stages: each stage after the first also sees the "
             "previous stage's smoothed probabilities.")),
     ] = 1,
+    context_method: Annotated[
+        str,
+        typer.Option("--context-method", help=(
+            "Classifier only, with --stages 2 or more. Estimator of the later stages: hgb "
+            "(default; gradient boosting combines the smoothed probabilities best), rf, et, "
+            "knn, tree, logreg, or same (the --method of stage 1).")),
+    ] = "hgb",
     select_features: Annotated[
         bool,
         typer.Option("--select-features", help=(
@@ -222,7 +229,9 @@ def train_command(
         model = make_unet(options, two_d=two_d, seed=seed)
     else:
         model = None
-        feature_arg = check_classifier_options(trees, stages, max_samples, features)
+        feature_arg = check_classifier_options(
+            trees, stages, max_samples, features,
+            context_method if _given(ctx, "context_method") else None)
     sources = [(image, labels if labels is not None else mask), *pairs]
     inputs = [p for pair in sources + val_pairs for p in pair] + ([init] if init else [])
     check_outputs(inputs, [out, report, stats_out], overwrite=overwrite)
@@ -258,6 +267,7 @@ def train_command(
         else:
             spacing = spacing_of(first["metadata"], first["spatial"])
             model = make_classifier(feature_arg, method=method, trees=trees, stages=stages,
+                                context_method=context_method,
                                 select_features=select_features, max_samples=max_samples,
                                 jobs=jobs, spacing=spacing, channels=first["channels"],
                                 seed=seed)

@@ -11,11 +11,24 @@ import numpy as np
 from ._train_report import TOP_IMPORTANCES, importances, labelled_pixels
 
 
-def check_classifier_options(trees: int, stages: int, max_samples: int, features: str) -> Any:
-    """Check the classifier's numbers; returns the --features value to give the model."""
+def check_classifier_options(trees: int, stages: int, max_samples: int, features: str,
+                             context_method: str | None = None) -> Any:
+    """Check the classifier's numbers; returns the --features value to give the model.
+
+    ``context_method`` is the --context-method value when the user gave it (``None``: not
+    given)."""
+    from niseg.classify._estimators import METHODS
+
     for name, value in (("--trees", trees), ("--stages", stages)):
         if value < 1:
             raise ValueError(f"{name} must be a positive whole number, got {value}")
+    if context_method is not None:
+        if context_method not in (*METHODS, "same"):
+            raise ValueError(f"--context-method must be one of {', '.join(METHODS)} or same, "
+                             f"got {context_method!r}")
+        if stages < 2:
+            raise ValueError("--context-method sets the estimator of autocontext stages 2 "
+                             "and later; give --stages 2 or more")
     if max_samples < 0:
         raise ValueError(f"--max-samples must be 0 (all) or positive, got {max_samples}")
     return _parse_features(features)
@@ -57,7 +70,7 @@ def spacing_of(metadata: dict, dims: int) -> list[float] | None:
 
 
 def make_classifier(features: Any, *, method: str, trees: int, stages: int,
-                    select_features: bool, max_samples: int, jobs: int | None,
+                    context_method: str = "hgb", select_features: bool, max_samples: int, jobs: int | None,
                     spacing: list[float] | None, channels: int, seed: int) -> Any:
     """A PixelClassifier from the command-line values."""
     from niseg.classify import PixelClassifier
@@ -70,6 +83,8 @@ def make_classifier(features: Any, *, method: str, trees: int, stages: int,
     # Passed only when asked for, so plain training works with any PixelClassifier.
     if stages != 1:
         kwargs["stages"] = stages
+        if context_method != "hgb":
+            kwargs["context_method"] = None if context_method == "same" else context_method
     if select_features:
         kwargs["select_features"] = True
     try:
@@ -110,6 +125,8 @@ def classifier_stats(model: Any, data: list[dict[str, Any]], sources: list[tuple
         "samples_per_class": {str(c): n for c, n in zip(classes, counts)},
         "feature_importances_top": top,
         "stages": int(getattr(model, "n_stages_", 1)),
+        "context_method": (model.context_method or model.method
+                           if getattr(model, "n_stages_", 1) > 1 else None),
         "training_seconds": round(seconds, 3),
         "halo": [int(h) for h in np.atleast_1d(model.halo)],
     }
