@@ -238,12 +238,15 @@ def fmt_mean(values: list[float], digits: int = 3) -> str:
     return f"{mean:.{digits}f}" + (f" ({each})" if len(values) > 1 else "")
 
 
+EM_ROWS = {"a": "self-configured defaults", "b": "depth 3, base 16, patch 128, flips + rot90"}
+
+
 def em_rows(image: np.ndarray, truth: np.ndarray, seeds: list[int], budget: float,
-            rows: list[list[str]], results: dict[str, Any]) -> Any:
-    """Run EM rows a and b; append table rows; return row a's first model."""
+            rows: list[list[str]], results: dict[str, Any],
+            which: tuple[str, ...] = ("a", "b")) -> Any:
+    """Run EM rows ``which``; append table rows; return row a's first model."""
     first_model = None
-    for row, title in (("a", "self-configured defaults"),
-                       ("b", "depth 3, base 16, patch 128, flips + rot90")):
+    for row, title in ((r, EM_ROWS[r]) for r in which):
         runs = []
         for seed in seeds:
             run, model = em_run(image, truth, em_params(row, seed, budget))
@@ -324,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", help="EM seeds (default 0 1 2; quick 0)")
     p.add_argument("--time-budget", type=float, help="EM minutes per fit (default 15; quick 2)")
     p.add_argument("--skip-em", action="store_true", help="leave out the EM rows")
+    p.add_argument("--rows", nargs="+", choices=sorted(EM_ROWS), default=["a", "b"],
+                   help="EM rows to run (default a b; each takes seeds x time budget)")
     p.add_argument("--skip-inference", action="store_true",
                    help="leave out the throughput and memory rows")
     p.add_argument("--plain-limit-gib", type=float, default=12.0,
@@ -349,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"seeds": seeds, "time_budget_min": budget}
     model = None
     if not args.skip_em:
-        model = em_rows(image, truth, seeds, budget, rows, results)
+        model = em_rows(image, truth, seeds, budget, rows, results, tuple(args.rows))
     if not args.skip_inference:
         trained = f"trained {budget:g} min on EM (row 1a, seed {seeds[0]})"
         if model is None:

@@ -23,13 +23,14 @@ torch.set_num_threads(1)
 
 def test_configure_2d_cpu():
     cfg = configure([(768, 512), (900, 600)], spatial_dims=2)
-    assert cfg.patch_size == (256, 256)
-    assert cfg.depth == 5  # 256 / 2**5 = 8 px at the bottleneck, 5 is the cap
+    assert cfg.patch_size == (128, 128)
+    assert cfg.depth == 3  # the CPU cap (128 / 2**3 = 16 px at the bottleneck)
     assert cfg.base_channels == 16
     assert cfg.batch_size == 4
     assert cfg.normalization == "zscore"
     assert len(cfg.rules) == 6 and all(isinstance(r, str) for r in cfg.rules)
-    assert any("(768, 512) reduced to (256, 256)" in r for r in cfg.rules)
+    assert any("(768, 512) reduced to (128, 128)" in r for r in cfg.rules)
+    assert any("at 3 poolings on a CPU" in r for r in cfg.rules)
     net = UNet(**cfg.unet_params())
     assert all(p % net.size_multiple == 0 for p in cfg.patch_size)
 
@@ -45,10 +46,11 @@ def test_configure_2d_gpu_is_larger():
 
 def test_configure_3d_cpu():
     cfg = configure([(64, 256, 256)], spatial_dims=3, n_classes=3)
-    assert cfg.patch_size == (64, 112, 112)
-    assert math.prod(cfg.patch_size) <= 96**3
-    assert cfg.depth == 4  # 64 / 2**4 = 4 px
-    assert cfg.batch_size == 2
+    assert cfg.patch_size == (64, 64, 64)
+    assert math.prod(cfg.patch_size) <= 64**3
+    assert cfg.depth == 3  # the CPU cap
+    # 15 maps * 16 channels * 4 B * 4/3 = 1.25 kB per voxel: 2 GB hold 6 patches of 64^3
+    assert cfg.batch_size == 4
     assert cfg.n_classes == 3
 
 
@@ -57,8 +59,8 @@ def test_anisotropic_spacing_gives_fewer_pixels_along_the_coarse_axis():
     aniso = configure([(64, 256, 256)], spatial_dims=3, spacing=(4.0, 1.0, 1.0))
     assert aniso.patch_size[0] < iso.patch_size[0]
     assert aniso.patch_size[1] > iso.patch_size[1]
-    assert aniso.patch_size == (32, 160, 160)
-    assert aniso.depth == 3  # the 32-px axis limits pooling
+    assert aniso.patch_size == (16, 128, 128)  # 64 x 128 x 128 in physical units
+    assert aniso.depth == 2  # the 16-px axis limits pooling
     assert aniso.spacing == (4.0, 1.0, 1.0)
     coarse_2d = configure([(512, 512)], spatial_dims=2, spacing=(3.0, 1.0))
     assert coarse_2d.patch_size[0] < coarse_2d.patch_size[1]
@@ -66,7 +68,7 @@ def test_anisotropic_spacing_gives_fewer_pixels_along_the_coarse_axis():
 
 def test_small_images_use_the_whole_extent():
     cfg = configure([(100, 70)], spatial_dims=2)
-    assert cfg.depth == 4  # 70 // 16 = 4 px at the bottleneck
+    assert cfg.depth == 3  # the CPU cap
     assert cfg.patch_size == (96, 64)
     assert any("whole smallest training extent (100, 70)" in r for r in cfg.rules)
 
