@@ -44,6 +44,7 @@ _SUBMODULES = (
     "models",
     "tiling",
     "report",
+    "batch",
     "demo",
 )
 

@@ -28,6 +28,7 @@ from . import (
     _predict,  # noqa: F401
     _regions,  # noqa: F401
     _robustness,  # noqa: F401
+    _run,  # noqa: F401
     _simulate,  # noqa: F401
     _spots,  # noqa: F401
     _threshold,  # noqa: F401

@@ -1,0 +1,357 @@
+"""Run one function over many inputs on Dask, resumably, recording finished work.
+
+:func:`run_tasks` is the engine under ``niseg run``: each :class:`BatchTask` (one input file)
+goes to a Dask worker, which calls the work function; the work function writes its outputs
+atomically under the batch folder and returns a :class:`TaskResult`. The driving process
+appends each result to the :class:`~niseg.batch._manifest.Manifest` once it arrives, so the
+manifest has one writer and lists only outputs that are completely written.
+
+Workers: a local cluster of ``workers`` processes with one thread each, bound to 127.0.0.1
+with no dashboard, or an existing cluster (``scheduler`` address or ``scheduler_file``). In
+each task BLAS/OpenMP pools (threadpoolctl) and PyTorch are limited to one thread, so that
+``N`` workers use ``N`` cores instead of fighting over them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ._manifest import Manifest
+
+#: Most characters of an error message kept per failed input.
+_MAX_ERROR = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchTask:
+    """One unit of batch work.
+
+    Parameters
+    ----------
+    key : str
+        Unique name of the task in its batch, also the stem of its outputs relative to the
+        batch folder (e.g. ``"day1/sample_003"``).
+    input : str
+        The input path (or ``file.h5::/dataset`` selector).
+    """
+
+    key: str
+    input: str
+
+
+@dataclasses.dataclass
+class TaskResult:
+    """What a work function returns for a finished task.
+
+    Parameters
+    ----------
+    outputs : list of str
+        Files (or Zarr folders) it wrote, relative to the batch folder.
+    row : dict
+        Per-input measurements for the batch table (JSON-compatible values).
+    """
+
+    outputs: list[str]
+    row: dict[str, Any]
+
+
+@dataclasses.dataclass
+class BatchReport:
+    """What :func:`run_tasks` did.
+
+    Attributes
+    ----------
+    done : list of str
+        Keys computed in this run.
+    skipped : list of str
+        Keys already finished by an earlier run (``resume=True``).
+    failed : list of (str, str, str)
+        ``(key, input, error message)`` of every input that failed.
+    cancelled : list of str
+        Keys not run because ``fail_fast`` stopped the batch.
+    rows : dict
+        Key -> measurements row, for done and skipped tasks.
+    wall_seconds : float
+        Time from submitting the first task to the last result (cluster start excluded).
+    compute_seconds : float
+        Sum over the done tasks of the time their work function ran.
+    workers : int
+        Worker threads of the cluster.
+    """
+
+    done: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    failed: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    cancelled: list[str] = dataclasses.field(default_factory=list)
+    rows: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    wall_seconds: float = 0.0
+    compute_seconds: float = 0.0
+    workers: int = 0
+
+    @property
+    def overhead(self) -> float:
+        """``(wall - compute / workers) / wall``: the share of the wall time the workers were
+        not computing (scheduling, transfers, idle tails); 0 when nothing ran."""
+        if self.wall_seconds <= 0 or not self.done or self.workers < 1:
+            return 0.0
+        busy = self.compute_seconds / self.workers
+        return max(0.0, (self.wall_seconds - busy) / self.wall_seconds)
+
+
+def _limit_threads() -> Any:
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+    return threadpool_limits(limits=1)
+
+
+def _execute(work: Callable[..., TaskResult], task: BatchTask,
+             shared: Any) -> tuple[str, Any, float]:
+    """Run on a worker: ``("ok", TaskResult, seconds)`` or ``("error", message, seconds)``."""
+    start = time.perf_counter()
+    try:
+        with _limit_threads():
+            result = work(task, shared)
+        if not isinstance(result, TaskResult):
+            raise TypeError(f"the work function returned {type(result).__name__}, not a "
+                            "TaskResult")
+        return "ok", result, time.perf_counter() - start
+    except (ValueError, TypeError, OSError, KeyError) as error:
+        return "error", _one_line(error), time.perf_counter() - start
+    except Exception as error:  # noqa: BLE001 - a batch reports any failure and goes on
+        where = traceback.extract_tb(error.__traceback__)[-1:]
+        at = f" (at {Path(where[0].filename).name}:{where[0].lineno})" if where else ""
+        return "error", f"{type(error).__name__}: {_one_line(error)}{at}", \
+            time.perf_counter() - start
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text[:_MAX_ERROR]
+
+
+def open_client(*, workers: int = 1, scheduler: str | None = None,
+                scheduler_file: str | os.PathLike | None = None) -> tuple[Any, Any]:
+    """A Dask ``Client`` and the ``LocalCluster`` it owns (``None`` for an existing cluster).
+
+    Parameters
+    ----------
+    workers : int
+        Worker processes of a local cluster (one thread each).
+    scheduler : str, optional
+        Address of an existing scheduler, e.g. ``"tcp://127.0.0.1:8786"``.
+    scheduler_file : str or PathLike, optional
+        A scheduler file written by ``dask scheduler --scheduler-file``.
+
+    Returns
+    -------
+    (Client, LocalCluster or None)
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None and scheduler_file is not None:
+        raise ValueError("give a scheduler address or a scheduler file, not both")
+    if scheduler is not None or scheduler_file is not None:
+        if scheduler_file is not None and not Path(scheduler_file).is_file():
+            raise ValueError(f"scheduler file '{scheduler_file}' does not exist")
+        try:
+            client = (Client(scheduler, timeout="10s", set_as_default=False)
+                      if scheduler is not None else
+                      Client(scheduler_file=str(scheduler_file), timeout="10s",
+                             set_as_default=False))
+        except (OSError, TimeoutError) as error:
+            target = scheduler if scheduler is not None else scheduler_file
+            raise ValueError(f"cannot reach the Dask scheduler {target}: "
+                             f"{_one_line(error)}") from None
+        return client, None
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive whole number, got {workers!r}")
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           host="127.0.0.1", dashboard_address=None,
+                           worker_dashboard_address=None, silence_logs=logging.ERROR)
+    return Client(cluster, set_as_default=False), cluster
+
+
+def run_tasks(
+    tasks: Sequence[BatchTask],
+    work: Callable[[BatchTask, Any], TaskResult],
+    out_dir: str | os.PathLike,
+    *,
+    shared: Any = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+    scheduler_file: str | os.PathLike | None = None,
+    resume: bool = False,
+    fail_fast: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+    client: Any = None,
+) -> BatchReport:
+    """Run ``work(task, shared)`` for every task on Dask; record finished tasks.
+
+    Parameters
+    ----------
+    tasks : sequence of BatchTask
+        The inputs, with unique keys.
+    work : callable
+        ``work(task, shared) -> TaskResult``, importable by the workers (a module-level
+        function). It writes its outputs under ``out_dir`` atomically and raises
+        ``ValueError`` (or any exception) for an input it cannot process.
+    out_dir : str or PathLike
+        The batch folder (must exist); it holds ``manifest.jsonl``.
+    shared : object, optional
+        Read-only data every task needs (a loaded recipe, fitted levels): sent to each
+        worker once.
+    workers, scheduler, scheduler_file
+        Cluster, see :func:`open_client`.
+    resume : bool
+        Skip tasks the manifest lists as finished with intact outputs; remove temporary
+        files a killed run left. Without it, a folder that already has a manifest is refused.
+    fail_fast : bool
+        Stop at the first failed input (the others are cancelled) instead of going on.
+    progress : callable, optional
+        ``progress(done, total, text)`` after each finished or failed task.
+    client : distributed.Client, optional
+        Use this client instead of opening one (the caller closes it).
+
+    Returns
+    -------
+    BatchReport
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from niseg.batch._runner import BatchTask, run_tasks, demo_work
+    >>> out = pathlib.Path(tempfile.mkdtemp())
+    >>> tasks = [BatchTask(key=f"t{i}", input=str(i)) for i in range(3)]
+    >>> report = run_tasks(tasks, demo_work, out, shared=10)  # doctest: +SKIP
+    >>> sorted(report.done), report.failed  # doctest: +SKIP
+    (['t0', 't1', 't2'], [])
+    """
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise ValueError(f"batch folder '{out}' does not exist")
+    keys = [t.key for t in tasks]
+    if len(set(keys)) != len(keys):
+        duplicate = next(k for k in keys if keys.count(k) > 1)
+        raise ValueError(f"two inputs give the same output name '{duplicate}'")
+    manifest = Manifest(out)
+    if manifest.entries and not resume:
+        raise ValueError(f"'{out}' holds an earlier batch ({len(manifest.entries)} finished "
+                         "inputs in manifest.jsonl); pass --resume to continue it or choose "
+                         "another output folder")
+    report = BatchReport()
+    if resume:
+        manifest.remove_partial_files()
+    todo = []
+    for task in tasks:
+        if resume and manifest.is_finished(task.key):
+            report.skipped.append(task.key)
+            report.rows[task.key] = manifest.entries[task.key].get("row", {})
+        else:
+            todo.append(task)
+    total = len(tasks)
+    if progress is not None:
+        progress(len(report.skipped), total, f"{len(report.skipped)} already done")
+    if not todo:
+        return report
+
+    own = client is None
+    cluster = None
+    if own:
+        client, cluster = open_client(workers=workers, scheduler=scheduler,
+                                      scheduler_file=scheduler_file)
+    try:
+        report.workers = sum(w.get("nthreads", 1) for w in
+                             client.scheduler_info(n_workers=-1)["workers"].values()) or 1
+        _run_on(client, todo, work, shared, out, manifest, report, fail_fast, progress, total)
+    finally:
+        if own:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    return report
+
+
+def _run_on(client: Any, todo: list[BatchTask], work: Callable[..., TaskResult], shared: Any,
+            out: Path, manifest: Manifest, report: BatchReport, fail_fast: bool,
+            progress: Callable[[int, int, str], None] | None, total: int) -> None:
+    from distributed import as_completed
+
+    # In a list, so that a dict is sent as one object rather than one future per key.
+    shared_future = client.scatter([shared], broadcast=True)[0] if shared is not None else None
+    start = time.perf_counter()
+    futures = {}
+    for task in todo:
+        future = client.submit(_execute, work, task, shared_future, pure=False,
+                               key=f"niseg-task-{task.key}-{os.urandom(4).hex()}")
+        futures[future] = task
+    finished = len(report.skipped)
+    try:
+        for future in as_completed(futures, loop=client.loop):
+            task = futures[future]
+            status, value, seconds = future.result()
+            finished += 1
+            if status == "ok":
+                manifest.record(task.key, input=task.input, outputs=value.outputs,
+                                row=value.row, seconds=seconds)
+                report.done.append(task.key)
+                report.rows[task.key] = value.row
+                report.compute_seconds += seconds
+                text = f"{task.key} done"
+            else:
+                report.failed.append((task.key, task.input, value))
+                text = f"{task.key} failed: {value}"
+            if progress is not None:
+                progress(finished, total, text)
+            if status != "ok" and fail_fast:
+                for other, other_task in futures.items():
+                    if not other.done():
+                        other.cancel()
+                        report.cancelled.append(other_task.key)
+                break
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    finally:
+        report.wall_seconds = time.perf_counter() - start
+
+
+def demo_work(task: BatchTask, shared: Any) -> TaskResult:
+    """A tiny work function for examples and tests: writes ``key.txt`` holding input * shared.
+
+    Parameters
+    ----------
+    task : BatchTask
+        ``task.input`` is a number as text; ``"fail"`` raises ``ValueError``.
+    shared : int
+        The factor.
+
+    Returns
+    -------
+    TaskResult
+    """
+    from niseg.io import atomic_output
+
+    if task.input == "fail":
+        raise ValueError(f"input '{task.input}' cannot be read")
+    out = Path(shared["out_dir"]) if isinstance(shared, dict) else None
+    factor = shared["factor"] if isinstance(shared, dict) else shared
+    value = float(task.input) * float(factor)
+    if out is None:
+        return TaskResult(outputs=[], row={"value": value})
+    path = out / f"{task.key}.txt"
+    with atomic_output(path, overwrite=True) as tmp:
+        tmp.write_text(f"{value}\n", encoding="utf-8")
+    if isinstance(shared, dict) and shared.get("sleep"):
+        time.sleep(float(shared["sleep"]))
+    return TaskResult(outputs=[path.name], row={"value": value})
