@@ -34,7 +34,7 @@ def test_runs_every_task_and_records_it(tmp_path, client):
     report = run_tasks(tasks(6), demo_work, tmp_path, shared={"factor": 3, "out_dir": str(tmp_path)},
                        client=client, progress=lambda d, t, text: seen.append((d, t)))
     assert sorted(report.done) == [f"t{i:02d}" for i in range(6)] and not report.failed
-    assert report.rows["t04"] == {"value": 12.0}
+    assert report.rows["t04"] == {"value": 12.0, "threads": 1}  # one thread per task
     assert (tmp_path / "t05.txt").read_text() == "15.0\n"
     assert seen[-1] == (6, 6) and len(seen) == 7  # the start plus one call per task
     lines = (tmp_path / MANIFEST_NAME).read_text().splitlines()
@@ -76,7 +76,7 @@ def test_existing_batch_needs_resume_and_resume_skips_intact_outputs(tmp_path, c
     assert sorted(report.done) == ["t02", "t04"]  # the changed output is made again
     assert (tmp_path / "t02.txt").read_text() == "4.0\n"
     assert not list(tmp_path.glob(".*.partial*"))
-    assert report.rows["t00"] == {"value": 0.0}
+    assert report.rows["t00"] == {"value": 0.0, "threads": 1}
 
 
 def test_torn_last_manifest_line_is_dropped(tmp_path):

@@ -28,6 +28,16 @@ from ._manifest import Manifest
 
 #: Most characters of an error message kept per failed input.
 _MAX_ERROR = 500
+#: Threads a task may use, set while a batch task runs in this process (None otherwise).
+_TASK_THREADS: int | None = None
+
+
+def task_threads() -> int | None:
+    """Threads the running batch task may use (1), or ``None`` outside a batch task.
+
+    Steps that run a model with its own thread pool (a pixel classifier's ``n_jobs``, a
+    U-Net's ``n_threads``) set it to this, so that ``N`` workers use ``N`` cores."""
+    return _TASK_THREADS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +128,9 @@ def _limit_threads() -> Any:
 def _execute(work: Callable[..., TaskResult], task: BatchTask,
              shared: Any) -> tuple[str, Any, float]:
     """Run on a worker: ``("ok", TaskResult, seconds)`` or ``("error", message, seconds)``."""
+    global _TASK_THREADS
     start = time.perf_counter()
+    _TASK_THREADS = 1
     try:
         with _limit_threads():
             result = work(task, shared)
@@ -133,6 +145,8 @@ def _execute(work: Callable[..., TaskResult], task: BatchTask,
         at = f" (at {Path(where[0].filename).name}:{where[0].lineno})" if where else ""
         return "error", f"{type(error).__name__}: {_one_line(error)}{at}", \
             time.perf_counter() - start
+    finally:
+        _TASK_THREADS = None
 
 
 def _one_line(error: BaseException) -> str:
@@ -347,11 +361,12 @@ def demo_work(task: BatchTask, shared: Any) -> TaskResult:
     out = Path(shared["out_dir"]) if isinstance(shared, dict) else None
     factor = shared["factor"] if isinstance(shared, dict) else shared
     value = float(task.input) * float(factor)
+    row = {"value": value, "threads": task_threads()}
     if out is None:
-        return TaskResult(outputs=[], row={"value": value})
+        return TaskResult(outputs=[], row=row)
     path = out / f"{task.key}.txt"
     with atomic_output(path, overwrite=True) as tmp:
         tmp.write_text(f"{value}\n", encoding="utf-8")
     if isinstance(shared, dict) and shared.get("sleep"):
         time.sleep(float(shared["sleep"]))
-    return TaskResult(outputs=[path.name], row={"value": value})
+    return TaskResult(outputs=[path.name], row=row)

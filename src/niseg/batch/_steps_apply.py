@@ -227,6 +227,13 @@ def apply_classify(work: Work, params: Mapping[str, Any], state: Mapping[str, An
         raise ValueError("the classify step needs its model in the state; prepare it with "
                          "prepare_state(recipe)")
     model = load_cached_model(entry["model"], entry["sha256"])
+    from ._runner import task_threads
+
+    threads = task_threads()
+    if threads is not None:  # one batch worker, one core
+        for name in ("n_jobs", "n_threads"):
+            if hasattr(model, name):
+                setattr(model, name, threads)
     if entry["kind"] == "unet":
         # Predict where this worker can, not where the model happened to be trained.
         model.device = params["device"]
