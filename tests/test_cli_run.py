@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_helpers import assert_user_error, run
 
+from cli_helpers import assert_user_error, run
 from niseg.io import read_image, write_image
 
 RECIPE = """\
@@ -50,7 +50,7 @@ def setup(tmp_path):
 
 
 def test_run_writes_mirrored_outputs_and_a_table(setup, capsys):
-    tmp, recipe, inputs = setup
+    tmp, recipe, _ = setup
     status, _, err = run(capsys, "run", recipe, tmp / "in", "-o", tmp / "out", "--workers", 2,
                          "-q")
     assert status == 0, err

@@ -22,9 +22,9 @@ Recipes and states are plain picklable data, so a runner can hand them to Dask w
 from ._batch import run_recipe
 from ._manifest import Manifest
 from ._recipe import RECIPE_VERSION, Recipe, RecipeError, Step, load_recipe
+from ._runner import BatchReport, BatchTask, TaskResult, open_client, run_tasks
 from ._steps import list_steps
 from ._steps_output import output_keys, planned_outputs, run_recipe_serial, write_result
-from ._runner import BatchReport, BatchTask, TaskResult, open_client, run_tasks
 from ._steps_run import (
     RecipeResult,
     apply_recipe,

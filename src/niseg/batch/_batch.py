@@ -19,7 +19,7 @@ from typing import Any
 
 from ._manifest import MANIFEST_NAME, Manifest
 from ._recipe import Recipe
-from ._runner import BatchReport, BatchTask, TaskResult, open_client, run_tasks
+from ._runner import BatchReport, BatchTask, TaskResult, client_scope, run_tasks
 from ._steps_output import (
     check_planned_outputs,
     output_keys,
@@ -163,13 +163,9 @@ def run_recipe(
         with atomic_output(stored, overwrite=True) as tmp:
             tmp.write_text(recipe.to_yaml(), encoding="utf-8")
 
-    own = client is None
-    cluster = None
-    if own:
-        client, cluster = open_client(workers=workers, scheduler=scheduler,
-                                      scheduler_file=scheduler_file)
     failed: list[tuple[str, str, str]] = []
-    try:
+    with client_scope(client, workers=workers, scheduler=scheduler,
+                      scheduler_file=scheduler_file) as active:
         state = prepare_state(recipe)
         if recipe.global_step is not None:
             saved = out / GLOBAL_NAME
@@ -178,18 +174,13 @@ def run_recipe(
             else:
                 if progress is not None:
                     progress(0, len(files), "fitting the global step on every input")
-                state = _fit_global(client, recipe, state, files, failed, keys, fail_fast)
+                state = _fit_global(active, recipe, state, files, failed, keys, fail_fast)
                 write_json(saved, {"threshold": state["threshold"]}, overwrite=True)
         bad = {k for k, _, _ in failed}
         tasks = [BatchTask(key=k, input=str(f)) for k, f in zip(keys, files) if k not in bad]
-        report = run_tasks(tasks, recipe_work, out, client=client, resume=resume,
+        report = run_tasks(tasks, recipe_work, out, client=active, resume=resume,
                            fail_fast=fail_fast, progress=progress,
                            shared={"recipe": recipe, "state": state, "out_dir": str(out)})
-    finally:
-        if own:
-            client.close()
-            if cluster is not None:
-                cluster.close()
     report.failed = failed + report.failed
     entries = Manifest(out).entries
     rows = [{"key": k, **report.rows[k],

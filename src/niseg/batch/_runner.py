@@ -14,13 +14,14 @@ each task BLAS/OpenMP pools (threadpoolctl) and PyTorch are limited to one threa
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,24 @@ def open_client(*, workers: int = 1, scheduler: str | None = None,
     return Client(cluster, set_as_default=False), cluster
 
 
+@contextlib.contextmanager
+def client_scope(client: Any = None, *, workers: int = 1, scheduler: str | None = None,
+                 scheduler_file: str | os.PathLike | None = None) -> Iterator[Any]:
+    """Yield ``client``, or a client of :func:`open_client` that is closed (with its local
+    cluster) when the block ends."""
+    if client is not None:
+        yield client
+        return
+    client, cluster = open_client(workers=workers, scheduler=scheduler,
+                                  scheduler_file=scheduler_file)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def run_tasks(
     tasks: Sequence[BatchTask],
     work: Callable[[BatchTask, Any], TaskResult],
@@ -279,20 +298,11 @@ def run_tasks(
     if not todo:
         return report
 
-    own = client is None
-    cluster = None
-    if own:
-        client, cluster = open_client(workers=workers, scheduler=scheduler,
-                                      scheduler_file=scheduler_file)
-    try:
+    with client_scope(client, workers=workers, scheduler=scheduler,
+                      scheduler_file=scheduler_file) as active:
         report.workers = sum(w.get("nthreads", 1) for w in
-                             client.scheduler_info(n_workers=-1)["workers"].values()) or 1
-        _run_on(client, todo, work, shared, out, manifest, report, fail_fast, progress, total)
-    finally:
-        if own:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+                             active.scheduler_info(n_workers=-1)["workers"].values()) or 1
+        _run_on(active, todo, work, shared, out, manifest, report, fail_fast, progress, total)
     return report
 
 
