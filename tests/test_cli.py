@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy as np
@@ -309,6 +311,24 @@ def test_demo_end_to_end(tmp_path, capsys):
     assert "data:image/png;base64," in html
     assert "http://" not in html and "https://" not in html
     assert not [p for p in out.iterdir() if ".partial" in p.name]
+    # The demo ends with the model run as a recipe over a series, reported with its truth.
+    assert "batch report: " in stdout
+    batch = out / "batch"
+    assert {"recipe.yaml", "measurements.json", "radiograph_1.tif", "report.html"} <= files_in(
+        batch)
+    assert files_in(out / "series") == {"radiograph_1.tif", "radiograph_2.tif",
+                                        "radiograph_3.tif"}
+    batch_result, _ = read_image(batch / "radiograph_1.tif")
+    assert np.array_equal(batch_result, read_image(out / "result.tif")[0])
+    page = (batch / "report.html").read_text()
+    HTMLParser().feed(page)
+    for heading in ("Recipe", "Model", "Inputs and segmentations", "Measurements per file",
+                    "Confusion matrix", "ROC curve"):
+        assert f"<h2>{heading}</h2>" in page
+    assert page.count("<img ") == 3 + 3  # thumbnails; histograms, confusion matrix, ROC
+    assert "http://" not in page and "https://" not in page
+    dices = [float(d) for d in re.findall(r"<figcaption>radiograph_\d \(Dice ([0-9.]+)\)", page)]
+    assert len(dices) == 3 and min(dices) > 0.98
 
     # A second run refuses to replace the first one's outputs, and leaves them untouched.
     before = (out / "metrics.json").read_bytes()

@@ -27,6 +27,7 @@ from . import (
     _objects,  # noqa: F401
     _predict,  # noqa: F401
     _regions,  # noqa: F401
+    _report,  # noqa: F401
     _robustness,  # noqa: F401
     _run,  # noqa: F401
     _simulate,  # noqa: F401

@@ -29,7 +29,9 @@ def demo(
     Simulates a training and a test radiograph with exact ground truth, normalises them by
     their open beam, trains the best segmenter available, saves and reloads it as a .niseg
     model file, predicts the test image in tiles, scores the result against the truth and
-    writes figures and report.html to the output folder.
+    writes figures and report.html to the output folder. Then it applies the model as a
+    recipe to a series of three radiographs (series/) and writes that batch run with its own
+    report, with scores against the truth, to batch/ (batch/report.html).
     """
     from niseg.demo import run_demo
 
@@ -38,3 +40,4 @@ def demo(
     if not quiet:
         typer.echo(f"Dice on the test image: {summary['metrics']['dice']:.3f}")
         typer.echo(f"report: {summary['report']}")
+        typer.echo(f"batch report: {summary['batch_report']}")

@@ -20,9 +20,14 @@ embedded PNG images that load nothing from the network.
 - :func:`threshold_methods_figure` -- threshold methods side by side with the histogram;
 - :func:`training_curves_figure` -- training and validation loss, validation Dice and the
   best epoch of a network's training;
-- :func:`write_html_report` -- headings, text, figures and tables in one HTML page.
+- :func:`write_html_report` -- headings, text, figures, thumbnail grids and (sortable)
+  tables in one HTML page;
+- :func:`write_batch_report` -- the report of a batch run (``niseg report RUN_DIR``): recipe,
+  versions, thumbnails with overlays, sortable measurements, histograms, failures and, with
+  truth, confusion matrix and ROC curve.
 """
 
+from niseg.report._batch_report import write_batch_report
 from niseg.report._classify_figures import (
     feature_importance_figure,
     feature_selection_figure,
@@ -59,5 +64,6 @@ __all__ = [
     "threshold_methods_figure",
     "training_curves_figure",
     "training_labels_figure",
+    "write_batch_report",
     "write_html_report",
 ]
