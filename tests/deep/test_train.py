@@ -139,6 +139,32 @@ def test_time_budget_stops_after_one_iteration():
     assert result.history[0]["iterations"] == 1 and result.history[0]["val_dice"] is not None
 
 
+def test_slow_first_epoch_does_not_end_the_schedule_early(monkeypatch):
+    """A first epoch slowed by warm-up or a busy machine used to fix the schedule's horizon
+    to the epochs that pace allowed, so the learning rate sat at 0 for the rest of the
+    budget; the horizon is now estimated again after every epoch."""
+    net, sampler, _ = _setup()
+    now = [0.0]
+    monkeypatch.setattr(_train.time, "monotonic", lambda: now[0])
+    real_sample = sampler.sample
+    calls = [0]
+
+    def timed_sample(n):
+        calls[0] += 1
+        now[0] += 30.0 if calls[0] <= 2 else 1.0  # epoch 1: 60 s, then 2 s per epoch
+        return real_sample(n)
+
+    monkeypatch.setattr(sampler, "sample", timed_sample)
+    result = train_net(net, sampler, None,
+                       _settings(epochs=20, schedule="cosine", time_budget=100.0),
+                       device=torch.device("cpu"))
+    lrs = [h["lr"] for h in result.history]
+    assert len(lrs) == 20 and result.stopped_because == "epochs"
+    # the old rule planned 100 // 60 = 1 epoch: lr 0 from epoch 2 on
+    assert all(lr > 1e-6 for lr in lrs[:-1])
+    assert lrs[0] == max(lrs) and lrs[-1] < lrs[1]
+
+
 def test_runs_all_epochs_without_validation_and_decays_lr():
     net, sampler, _ = _setup()
     result = train_net(net, sampler, None, _settings(epochs=3, schedule="cosine"),

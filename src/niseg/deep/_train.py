@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,33 @@ def default_iterations(n_pixels: int, batch_size: int, patch: Sequence[int]) -> 
     per_batch = batch_size * math.prod(patch)
     wanted = math.ceil(COVERAGE * n_pixels / per_batch)
     return int(min(MAX_ITERATIONS, max(MIN_ITERATIONS, wanted)))
+
+
+def budget_horizon(settings: Any, history: Sequence[Mapping[str, Any]],
+                   elapsed: float) -> int:
+    """Iterations the schedule plans for when ``settings.time_budget`` limits training.
+
+    The epochs done so far plus as many more as the remaining time holds at the median
+    duration of the epochs after the first (the first also pays for warm-up: allocation,
+    thread pools, a machine busy with something else), at most ``settings.epochs`` in all
+    and at least one more than done.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> s = SimpleNamespace(time_budget=100.0, epochs=50, iterations_per_epoch=10)
+    >>> budget_horizon(s, [{"seconds": 40.0}], 40.0)  # one slow epoch: 60 s left
+    20
+    >>> budget_horizon(s, [{"seconds": 40.0}, {"seconds": 5.0}], 45.0)  # then 5 s each
+    130
+    """
+    done = len(history)
+    times = [float(h["seconds"]) for h in history]
+    per_epoch = float(np.median(times[1:] if done > 1 else times)) if times else 0.0
+    remaining = max(0.0, float(settings.time_budget) - elapsed)
+    more = int(remaining // per_epoch) if per_epoch > 0 else settings.epochs
+    epochs = min(settings.epochs, done + max(1, more))
+    return epochs * settings.iterations_per_epoch
 
 
 def lr_factor(kind: str, step: int, horizon: int) -> float:
@@ -267,8 +294,9 @@ def train_net(net: torch.nn.Module, sampler: PatchSampler, validation: Validatio
     loaded back at the end. Training stops after ``epochs``, after ``patience`` epochs
     without a better validation Dice, or once ``time_budget`` seconds have passed (checked
     after every iteration; the epoch in progress is then validated and recorded).
-    With a time budget the schedule's horizon is shortened, after the first epoch, to the
-    epochs that fit in it, so that the learning rate still decays.
+    With a time budget the schedule's horizon is shortened to the epochs that fit in it, so
+    that the learning rate still decays; it is estimated again after every epoch
+    (:func:`budget_horizon`), so a slow first epoch does not end the schedule early.
     """
     start = time.monotonic()
     result = TrainResult()
@@ -363,9 +391,8 @@ def train_net(net: torch.nn.Module, sampler: PatchSampler, validation: Validatio
         if stop:
             result.stopped_because = "patience"
             break
-        if epoch == 1 and settings.time_budget is not None:
-            fits = max(1, int(settings.time_budget // max(record["seconds"], 1e-9)))
-            horizon = min(settings.epochs, fits) * settings.iterations_per_epoch
+        if settings.time_budget is not None:
+            horizon = budget_horizon(settings, result.history, time.monotonic() - start)
     for p in encoder:
         p.requires_grad_(True)
     if best_state is not None:
