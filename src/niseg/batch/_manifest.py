@@ -113,11 +113,19 @@ class Manifest:
         """Keys of every finished task."""
         return [key for key in self.entries if self.is_finished(key)]
 
-    def record(self, key: str, *, input: str, outputs: Iterable[str],
+    def record(self, key: str, *, input: str, outputs: Iterable[str | Mapping[str, Any]],
                row: Mapping[str, Any], seconds: float) -> None:
-        """Append a finished task (after its outputs are in place) and flush it to disk."""
-        entry = {"key": key, "input": input,
-                 "outputs": describe_outputs(self.out_dir, outputs),
+        """Append a finished task (after its outputs are in place) and flush it to disk.
+
+        ``outputs`` are paths relative to the batch folder, or the records of
+        :func:`describe_outputs` already made where the files were written (a worker), so
+        that the process keeping the manifest does not read every output again.
+        """
+        items = list(outputs)
+        paths = [o for o in items if not isinstance(o, Mapping)]
+        described = iter(describe_outputs(self.out_dir, paths))
+        records = [dict(o) if isinstance(o, Mapping) else next(described) for o in items]
+        entry = {"key": key, "input": input, "outputs": records,
                  "row": dict(row), "seconds": round(float(seconds), 6)}
         line = json.dumps(entry, sort_keys=True, default=str)
         with open(self.path, "a", encoding="utf-8") as handle:

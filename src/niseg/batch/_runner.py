@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._manifest import Manifest
+from ._manifest import Manifest, describe_outputs
 
 #: Most characters of an error message kept per failed input.
 _MAX_ERROR = 500
@@ -126,9 +126,11 @@ def _limit_threads() -> Any:
     return threadpool_limits(limits=1)
 
 
-def _execute(work: Callable[..., TaskResult], task: BatchTask,
-             shared: Any) -> tuple[str, Any, float]:
-    """Run on a worker: ``("ok", TaskResult, seconds)`` or ``("error", message, seconds)``."""
+def _execute(work: Callable[..., TaskResult], task: BatchTask, shared: Any,
+             out_dir: str) -> tuple[str, Any, float]:
+    """Run on a worker: ``("ok", (TaskResult, output records), seconds)`` or ``("error",
+    message, seconds)``. The outputs' sizes and checksums for the manifest are taken here,
+    where the files were just written, so the driving process does not read them again."""
     global _TASK_THREADS
     start = time.perf_counter()
     _TASK_THREADS = 1
@@ -138,7 +140,8 @@ def _execute(work: Callable[..., TaskResult], task: BatchTask,
         if not isinstance(result, TaskResult):
             raise TypeError(f"the work function returned {type(result).__name__}, not a "
                             "TaskResult")
-        return "ok", result, time.perf_counter() - start
+        records = describe_outputs(Path(out_dir), result.outputs)
+        return "ok", (result, records), time.perf_counter() - start
     except (ValueError, TypeError, OSError, KeyError) as error:
         return "error", _one_line(error), time.perf_counter() - start
     except Exception as error:  # noqa: BLE001 - a batch reports any failure and goes on
@@ -316,7 +319,7 @@ def _run_on(client: Any, todo: list[BatchTask], work: Callable[..., TaskResult],
     start = time.perf_counter()
     futures = {}
     for task in todo:
-        future = client.submit(_execute, work, task, shared_future, pure=False,
+        future = client.submit(_execute, work, task, shared_future, str(out), pure=False,
                                key=f"niseg-task-{task.key}-{os.urandom(4).hex()}")
         futures[future] = task
     finished = len(report.skipped)
@@ -326,10 +329,11 @@ def _run_on(client: Any, todo: list[BatchTask], work: Callable[..., TaskResult],
             status, value, seconds = future.result()
             finished += 1
             if status == "ok":
-                manifest.record(task.key, input=task.input, outputs=value.outputs,
-                                row=value.row, seconds=seconds)
+                result, records = value
+                manifest.record(task.key, input=task.input, outputs=records,
+                                row=result.row, seconds=seconds)
                 report.done.append(task.key)
-                report.rows[task.key] = value.row
+                report.rows[task.key] = result.row
                 report.compute_seconds += seconds
                 text = f"{task.key} done"
             else:
