@@ -19,7 +19,14 @@ from typing import Any
 
 from ._manifest import MANIFEST_NAME, Manifest
 from ._recipe import Recipe
-from ._runner import BatchReport, BatchTask, TaskResult, client_scope, run_tasks
+from ._runner import (
+    BatchReport,
+    BatchTask,
+    TaskResult,
+    client_scope,
+    limit_threads,
+    run_tasks,
+)
 from ._steps_output import (
     check_planned_outputs,
     output_keys,
@@ -50,9 +57,7 @@ def recipe_work(task: BatchTask, shared: dict[str, Any]) -> TaskResult:
 
 
 def _sample_work(recipe: Recipe, state: dict[str, Any], path: str, index: int) -> Any:
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1):
+    with limit_threads():
         image, metadata = read_input(recipe, path)
         return global_sample(recipe, image, metadata, state, index=index)
 

@@ -117,7 +117,9 @@ class BatchReport:
         return max(0.0, (self.wall_seconds - busy) / self.wall_seconds)
 
 
-def _limit_threads() -> Any:
+def limit_threads() -> Any:
+    """Context manager: BLAS/OpenMP pools (threadpoolctl) and PyTorch at one thread, as every
+    batch task runs."""
     from threadpoolctl import threadpool_limits
 
     torch = sys.modules.get("torch")
@@ -135,7 +137,7 @@ def _execute(work: Callable[..., TaskResult], task: BatchTask, shared: Any,
     start = time.perf_counter()
     _TASK_THREADS = 1
     try:
-        with _limit_threads():
+        with limit_threads():
             result = work(task, shared)
         if not isinstance(result, TaskResult):
             raise TypeError(f"the work function returned {type(result).__name__}, not a "
