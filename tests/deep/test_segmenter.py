@@ -206,3 +206,16 @@ def test_device_and_amp_errors():
         UNetSegmenter(**dict(TINY, patch_size=128)).fit(image, masks=truth)
     with pytest.raises(ValueError, match="not fitted"):
         UNetSegmenter().predict(image)
+
+
+def test_time_budget_lifts_the_epoch_limit_and_early_stopping_by_default():
+    from niseg.deep import _train
+
+    plain = UNetSegmenter()._check_params()
+    assert (plain["epochs"], plain["patience"]) == (50, 10)
+    budget = UNetSegmenter(time_budget=5.0)._check_params()
+    assert budget["epochs"] == _train.UNLIMITED_EPOCHS and budget["patience"] is None
+    explicit = UNetSegmenter(time_budget=5.0, epochs=7, patience=3)._check_params()
+    assert (explicit["epochs"], explicit["patience"]) == (7, 3)
+    with pytest.raises(ValueError, match="patience must be a positive whole number"):
+        UNetSegmenter(patience=0)._check_params()

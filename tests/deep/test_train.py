@@ -165,6 +165,36 @@ def test_slow_first_epoch_does_not_end_the_schedule_early(monkeypatch):
     assert lrs[0] == max(lrs) and lrs[-1] < lrs[1]
 
 
+def test_budget_without_patience_trains_to_the_budget_and_keeps_the_best_epoch(monkeypatch):
+    """With a time budget and no patience (UNetSegmenter's default then), falling validation
+    scores do not stop training; the budget does, the schedule decays over it, and the best
+    smoothed epoch is the one kept."""
+    net, sampler, val = _setup()
+    now = [0.0]
+    monkeypatch.setattr(_train.time, "monotonic", lambda: now[0])
+    real_sample = sampler.sample
+
+    def timed_sample(n):
+        now[0] += 1.0  # 2 s per epoch of 2 iterations
+        return real_sample(n)
+
+    scores = iter([0.5, 0.9] + [0.1] * 100)
+    monkeypatch.setattr(sampler, "sample", timed_sample)
+    monkeypatch.setattr(ValidationSet, "evaluate", lambda self, net, **kw: {
+        "val_loss": 1.0, "val_dice": next(scores), "val_dice_per_class": None})
+    settings = _settings(epochs=_train.UNLIMITED_EPOCHS, patience=None, schedule="cosine",
+                         time_budget=21.0)
+    shown = []
+    result = train_net(net, sampler, val, settings, device=torch.device("cpu"),
+                       progress=lambda done, total, text=None: shown.append(total))
+    assert result.stopped_because == "time_budget"
+    assert len(result.history) == 11 and result.iterations == 22  # past 21 s after it 22
+    assert result.best_epoch == 2
+    lrs = [h["lr"] for h in result.history]
+    assert lrs[1] > 0.9e-3 and lrs[-1] < 0.1e-3  # decayed over the budget, not before
+    assert max(shown) < 100  # no astronomical progress total before the first epoch timed
+
+
 def test_runs_all_epochs_without_validation_and_decays_lr():
     net, sampler, _ = _setup()
     result = train_net(net, sampler, None, _settings(epochs=3, schedule="cosine"),

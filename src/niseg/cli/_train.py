@@ -110,18 +110,20 @@ def train_command(
             "Classifier only. Most labelled pixels per class used for training (a seeded "
             "random subset); 0 uses all.")),
     ] = 50_000,
-    epochs: Annotated[int, typer.Option("--epochs", help=(
+    epochs: Annotated[int | None, typer.Option("--epochs", help=(
         "U-Net only. Most passes of --iterations-per-epoch training steps; early stopping "
-        "may end sooner."))] = 50,
+        "may end sooner. Default 50, or no limit with --time-budget."))] = None,
     time_budget: Annotated[float | None, typer.Option("--time-budget", help=(
-        "U-Net only. Stop after this many minutes (the model records what ran); the "
-        "learning-rate schedule is shortened to the epochs that fit."))] = None,
+        "U-Net only. Train for this many minutes (the model records what ran); the "
+        "learning-rate schedule decays over the budget, and without --patience there is no "
+        "early stop (the best validation epoch is kept)."))] = None,
     validation: Annotated[float, typer.Option("--validation", help=(
         "U-Net only. Fraction of the labelled pixels held out, with a gap of the network's "
         "halo, to choose the best epoch and stop early (0 to 0.5; 0 = none, the last epoch "
         "is kept)."))] = 0.1,
-    patience: Annotated[int, typer.Option("--patience", help=(
-        "U-Net only. Epochs without a better validation Dice before stopping."))] = 10,
+    patience: Annotated[int | None, typer.Option("--patience", help=(
+        "U-Net only. Epochs without a better validation Dice before stopping. Default 10, "
+        "or none with --time-budget."))] = None,
     loss: Annotated[str, typer.Option("--loss", help=(
         "U-Net only. dice_ce (Dice + cross-entropy, robust for unbalanced classes), ce, "
         "dice or focal."))] = "dice_ce",

@@ -33,6 +33,9 @@ from ._normalize import NORMALIZATIONS, IntensityNormalizer
 from ._train import OPTIMIZERS, SCHEDULES, PatchSampler, TrainSettings, ValidationSet
 from ._validation import validation_split
 
+#: Epochs and early-stopping patience without a time budget (with one: no limit, no early stop).
+DEFAULT_EPOCHS, DEFAULT_PATIENCE = 50, 10
+
 __all__ = ["UNetSegmenter"]
 
 
@@ -75,18 +78,24 @@ class UNetSegmenter:
     schedule : {"cosine", "poly", "none"}
         Learning-rate decay over all planned iterations (``epochs * iterations_per_epoch``):
         cosine to 0, polynomial ``(1 - t/T) ** 0.9``, or constant.
-    epochs : int
+    epochs : int, optional
+        Most epochs. ``None``: 50, or no limit with a ``time_budget`` (the budget ends
+        training).
     iterations_per_epoch : int, optional
         Default: enough patches to cover the training images twice, from 10 to 250.
     time_budget : float, optional
-        Minutes; training stops once they have passed (the model records what ran) and the
-        schedule is shortened after the first epoch to the epochs that fit.
+        Minutes; training stops once they have passed (the model records what ran). The
+        schedule's length is the epochs that fit in the budget, estimated again after every
+        epoch, so the learning rate reaches its end as the budget does.
     validation : float or None
         Fraction of the labelled pixels held out for validation (0 < f <= 0.5); ``None``: no
         validation, no early stopping, the last epoch is kept. Ignored when ``fit`` gets
         explicit validation images.
-    patience : int
-        Epochs without a better validation Dice before stopping.
+    patience : int, optional
+        Epochs without a better (smoothed) validation Dice before stopping. ``None``: 10, or
+        no early stopping with a ``time_budget``: the schedule then decays over the whole
+        budget and stopping halfway would keep a model trained at a high learning rate; the
+        best validation epoch is still the one kept.
     augment : str, dict or AugmentConfig
         A preset name (``"none"``, ``"light"``, ``"default"``, ``"physics"``), an
         :class:`AugmentConfig` or its ``to_dict()``.
@@ -182,11 +191,11 @@ class UNetSegmenter:
         learning_rate: float = 1e-3,
         weight_decay: float = 1e-4,
         schedule: str = "cosine",
-        epochs: int = 50,
+        epochs: int | None = None,
         iterations_per_epoch: int | None = None,
         time_budget: float | None = None,
         validation: float | None = 0.1,
-        patience: int = 10,
+        patience: int | None = None,
         augment: str | Mapping[str, Any] | AugmentConfig = "default",
         normalization: str | None = None,
         overlap: float = 0.5,
@@ -571,8 +580,12 @@ class UNetSegmenter:
         if not isinstance(self.overlap, (int, float)) or not 0 <= self.overlap < 1:
             raise ValueError(f"overlap must be a number from 0 to below 1, got "
                              f"{self.overlap!r}")
-        return {"spatial_dims": sd, "epochs": _positive_int("epochs", self.epochs),
-                "patience": _positive_int("patience", self.patience),
+        budget = self.time_budget is not None
+        epochs = (_positive_int("epochs", self.epochs) if self.epochs is not None
+                  else (_train.UNLIMITED_EPOCHS if budget else DEFAULT_EPOCHS))
+        patience = (_positive_int("patience", self.patience) if self.patience is not None
+                    else (None if budget else DEFAULT_PATIENCE))
+        return {"spatial_dims": sd, "epochs": epochs, "patience": patience,
                 "iterations_per_epoch": self.iterations_per_epoch,
                 "validation": None if fraction is None else float(fraction),
                 "freeze": int(freeze), "augment": _augment_config(self.augment)}

@@ -35,6 +35,8 @@ COVERAGE = 2.0
 MIN_ITERATIONS, MAX_ITERATIONS = 10, 250
 #: Most patch centres remembered per class; more labelled pixels are thinned at random.
 MAX_CENTRES = 1_000_000
+#: ``epochs`` when only a time budget ends training (never reached: the budget ends first).
+UNLIMITED_EPOCHS = 10**9
 _POLY_POWER = 0.9
 _SGD_MOMENTUM = 0.9
 
@@ -261,7 +263,7 @@ class TrainSettings:
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     schedule: str = "cosine"
-    patience: int = 10
+    patience: int | None = 10  # None: no early stopping (the best epoch is still kept)
     time_budget: float | None = None  # seconds
     augment: AugmentConfig | None = None
     amp: bool = False
@@ -279,6 +281,13 @@ class TrainResult:
     iterations: int = 0
     stopped_because: str = "epochs"
     seconds: float = 0.0
+
+
+def _shown_total(settings: TrainSettings, horizon: int, epoch: int) -> int:
+    # Before the first epoch has timed itself, an unlimited budget run has no horizon yet.
+    if settings.epochs >= UNLIMITED_EPOCHS and epoch == 1:
+        return settings.iterations_per_epoch
+    return horizon
 
 
 def train_net(net: torch.nn.Module, sampler: PatchSampler, validation: ValidationSet | None,
@@ -312,7 +321,9 @@ def train_net(net: torch.nn.Module, sampler: PatchSampler, validation: Validatio
     scaler = torch.amp.GradScaler("cuda", enabled=settings.amp)
     generator = torch.Generator(device=device).manual_seed(int(settings.seed))
     weights = None if settings.class_weights is None else settings.class_weights.to(device)
-    stopper = EarlyStopping(settings.patience) if validation is not None else None
+    # Without patience the stopper only tracks the best epoch: it never runs out.
+    stopper = EarlyStopping(settings.patience or UNLIMITED_EPOCHS) \
+        if validation is not None else None
     smoothed = None
     best_state = None
     horizon = settings.epochs * settings.iterations_per_epoch
@@ -350,7 +361,8 @@ def train_net(net: torch.nn.Module, sampler: PatchSampler, validation: Validatio
             losses.append(float(loss.detach()))
             result.iterations += 1
             if progress is not None:
-                progress(result.iterations, horizon, text=f"epoch {epoch}")
+                progress(result.iterations, _shown_total(settings, horizon, epoch),
+                         text=f"epoch {epoch}")
             if settings.time_budget is not None and \
                     time.monotonic() - start > settings.time_budget:
                 out_of_time = True
@@ -384,7 +396,7 @@ def train_net(net: torch.nn.Module, sampler: PatchSampler, validation: Validatio
             text = f"epoch {epoch}: loss {record['train_loss']:.3g}"
             if record["val_dice"] is not None:
                 text += f", val Dice {record['val_dice']:.3f}"
-            progress(result.iterations, horizon, text=text)
+            progress(result.iterations, _shown_total(settings, horizon, epoch), text=text)
         if out_of_time:
             result.stopped_because = "time_budget"
             break
