@@ -72,6 +72,10 @@ LOSS_RATIO_TARGET = 0.5
 #: Largest in-domain Dice the physics model may give up for the ratio to count (a guard, not
 #: part of the issue's target: a model that learnt less at the training level has less to lose).
 IN_DOMAIN_TOLERANCE = 0.05
+#: The training count level and the physics model's Poisson levels in real open-beam counts
+#: (transmission units): from below the lowest evaluation level to above the training level.
+TRAIN_LEVEL = 3000.0
+TRANSMISSION_RANGE = (200.0, 20000.0)
 LOCAL_MEAN = 9  # pixels: the neighbourhood whose mean stands for the soil around a root
 #: Quantiles of the augmentation's robust range (as in niseg.deep._augment_noise).
 LOW_QUANTILE, HIGH_QUANTILE = 0.005, 0.995
@@ -181,16 +185,28 @@ def effective_counts(images: list[np.ndarray], patch: int, augment_counts: float
 
 
 # -------------------------------------------------------------------------------------- models
-def augment_configs(poisson_range: tuple[float, float] | None = None) -> dict[str, Any]:
+def augment_configs(poisson_range: tuple[float, float] | None = None, *,
+                    units: str = "transmission", data_counts: float | None = TRAIN_LEVEL,
+                    poisson_p: float | None = None) -> dict[str, Any]:
     """The two augmentations compared: ``"physics"`` (rings off) and ``"default"``.
 
-    ``poisson_range`` replaces the physics preset's ``poisson_counts_range`` when given.
+    ``units="transmission"`` (the images are transmission): Poisson noise in real open-beam
+    counts, drawn from ``poisson_range`` (default :data:`TRANSMISSION_RANGE`), topping up the
+    training data's own ``data_counts`` noise to exactly the drawn level. ``"relative"``: the
+    preset's counts relative to each patch's range (``poisson_range`` default: the preset's;
+    ``data_counts`` ignored). ``poisson_p`` replaces the preset's probability.
     """
     from niseg.deep import AugmentConfig
 
     physics = AugmentConfig.preset("physics", rings_p=0.0)
+    if units == "transmission":
+        physics = physics.replace(poisson_units="transmission",
+                                  poisson_counts_range=TRANSMISSION_RANGE,
+                                  poisson_data_counts=data_counts)
     if poisson_range is not None:
         physics = physics.replace(poisson_counts_range=tuple(poisson_range))
+    if poisson_p is not None:
+        physics = physics.replace(poisson_p=poisson_p)
     return {"physics": physics, "default": AugmentConfig.preset("default")}
 
 
@@ -322,7 +338,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=THREADS,
                    help="PyTorch CPU threads (default 2; 1 on a busy machine)")
     p.add_argument("--poisson-range", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                   help="the physics model's poisson_counts_range (default: the preset's)")
+                   help="the physics model's poisson_counts_range (default 200 20000 open-beam "
+                        "counts; relative units: the preset's)")
+    p.add_argument("--poisson-units", choices=["transmission", "relative"],
+                   default="transmission",
+                   help="transmission: real open-beam counts (default); relative: counts "
+                        "relative to each patch's robust range (the preset's meaning)")
+    p.add_argument("--poisson-p", type=float,
+                   help="probability of Poisson noise per sample (default: the preset's, 0.3)")
     args = p.parse_args(argv)
     s = settings(args.quick, args.iterations)
     seeds = args.seeds or ([0] if args.quick else [0, 1])
@@ -341,16 +364,22 @@ def main(argv: list[str] | None = None) -> int:
     data = make_data(s.eval_scenes, s.levels, s.shape)
     identical = same_scenes(data)
     cnr = {level: contrast_to_noise(scenes) for level, scenes in data.items()}
-    configs = augment_configs(args.poisson_range)
+    configs = augment_configs(args.poisson_range, units=args.poisson_units,
+                              data_counts=s.train_level, poisson_p=args.poisson_p)
     physics = configs["physics"]
     images = [t["image"] for t in train]
-    reach = [effective_counts(images, s.patch_size, n, s.train_level)
-             for n in physics.poisson_counts_range]
+    if physics.poisson_units == "transmission":
+        # Real counts: levels below the data's are reached exactly, others add nothing.
+        reach = [min(n, s.train_level) for n in physics.poisson_counts_range]
+    else:
+        reach = [effective_counts(images, s.patch_size, n, s.train_level)
+                 for n in physics.poisson_counts_range]
     print(f"same roots and noiseless transmission at every level: "
           f"{'yes' if identical else 'NO'}; root fraction of the evaluation scenes "
           f"{np.mean([sc['roots'].mean() for sc in data[s.train_level]]):.4f}")
     print(f"physics Poisson range {physics.poisson_counts_range[0]:g} to "
-          f"{physics.poisson_counts_range[1]:g} (p = {physics.poisson_p:g}) on the training "
+          f"{physics.poisson_counts_range[1]:g} ({physics.poisson_units} units, p = "
+          f"{physics.poisson_p:g}) on the training "
           f"patches: noise of {reach[0]:.0f} to {reach[1]:.0f} open-beam counts\n", flush=True)
 
     runs: dict[str, list[dict[str, Any]]] = {"physics": [], "default": []}

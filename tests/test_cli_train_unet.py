@@ -287,6 +287,10 @@ def test_user_errors_write_nothing(tmp_path, capsys):
           tmp_path / "a_mask.tif"), ("--validation", "not both")),
         ((*mask, *TINY, "--loss", "l2"), ("--loss", "dice_ce")),
         ((*mask, *TINY, "--augment", "heavy"), ("--augment", "physics")),
+        ((*mask, *TINY, "--data-counts", 3000), ("--data-counts", "--augment physics")),
+        ((*mask, *TINY, "--augment", "physics", "--data-counts", 5),
+         ("--data-counts", "above 20")),
+        ((*mask, "--data-counts", 3000), ("--data-counts", "U-Net option")),
         ((*mask, *TINY, "--validation", 0.7), ("--validation", "0.5")),
         ((*mask, *TINY, "--epochs", 0), ("--epochs", "positive")),
         ((*mask, *TINY, "--class-weights", "equal"), ("--class-weights", "balanced")),
@@ -330,3 +334,20 @@ def test_without_torch_one_sentence(tmp_path, capsys):
     lines = [line for line in result.stderr.splitlines() if line]
     assert lines == ["error: niseg.deep needs PyTorch: pip install 'niseg[deep]'"] * 2
     assert not (tmp_path / "x.niseg").exists() and not (tmp_path / "p.tif").exists()
+
+
+def test_data_counts_makes_physics_poisson_noise_real_counts(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    truth = (sum(np.indices((64, 64)) // 12) % 2).astype(np.uint8)
+    transmission = (rng.poisson(3000 * (0.3 + 0.4 * truth)) / 3000).astype(np.float32)
+    write_image(tmp_path / "t.tif", transmission, {"axes": "yx"})
+    write_image(tmp_path / "m.tif", truth, {"axes": "yx"})
+    model = tmp_path / "u.niseg"
+    status, out, err = run(capsys, "train", tmp_path / "t.tif", "--mask", tmp_path / "m.tif", "-o",
+                           model, *TINY, "--augment", "physics", "--data-counts", 3000,
+                           "--quiet")
+    assert status == 0, err
+    augment = load_model(model).augment_
+    assert augment.poisson_units == "transmission" and augment.poisson_p > 0
+    assert augment.poisson_data_counts == 3000.0
+    assert augment.poisson_counts_range == (20.0, 3000.0)

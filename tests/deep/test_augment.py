@@ -201,6 +201,57 @@ def test_poisson_noise_maps_back_to_the_original_range():
     assert abs(float(out[..., 8:].mean()) - 20000.0) < 30.0
 
 
+def test_poisson_in_transmission_units_uses_real_counts_whatever_the_patch_range():
+    """A patch spanning transmission 0.4-0.5 only, z-scored: in relative units the noise
+    would follow the patch's own range; in transmission units it is T / N exactly."""
+    counts, mean, std = 500.0, 0.45, 0.05
+    transmission = torch.full((8, 1, 128, 128), 0.5)
+    transmission[..., :16] = 0.4
+    normalized = (transmission - mean) / std
+    config = only(poisson_p=1.0, poisson_counts_range=(counts, counts),
+                  poisson_units="transmission")
+    out, _ = augment(normalized, None, config, generator=gen(0), intensity=[(mean, std)])
+    back = out * std + mean
+    for sl, level in ((slice(16, None), 0.5), (slice(None, 16), 0.4)):
+        part = back[..., sl]
+        assert abs(float(part.mean()) - level) < 2e-3
+        assert abs(float(part.var()) / (level / counts) - 1.0) < 0.06
+    relative = only(poisson_p=1.0, poisson_counts_range=(counts, counts))
+    rel, _ = augment(normalized, None, relative, generator=gen(0))
+    # relative to the patch's 0.4-0.5 span the same 500 counts are ~50x quieter
+    assert float((rel * std + mean)[..., 16:].var()) < 0.1 * float(back[..., 16:].var())
+
+
+def test_poisson_with_the_data_counts_reaches_the_drawn_level_exactly():
+    level, n0, target = 0.6, 3000.0, 300.0
+    image = torch.full((8, 1, 128, 128), level)
+    config = only(poisson_p=1.0, poisson_counts_range=(target, target),
+                  poisson_units="transmission", poisson_data_counts=n0)
+    out, _ = augment(image, None, config, generator=gen(0), intensity=[(0.0, 1.0)])
+    added = float(out.var())
+    assert abs(added / (level * (1 / target - 1 / n0)) - 1.0) < 0.05
+    above = config.replace(poisson_counts_range=(5000.0, 9000.0))
+    same, _ = augment(image, None, above, generator=gen(0), intensity=[(0.0, 1.0)])
+    assert torch.equal(same, image)  # drawn levels above the data's: nothing to add
+
+
+def test_poisson_transmission_needs_the_intensity_map_and_valid_settings():
+    config = only(poisson_p=1.0, poisson_units="transmission")
+    image = torch.rand(2, 1, 16, 16)
+    with pytest.raises(ValueError, match="needs intensity"):
+        augment(image, None, config, generator=gen(0))
+    with pytest.raises(ValueError, match="one \\(offset, scale > 0\\) pair per channel"):
+        augment(image, None, config, generator=gen(0), intensity=[(0.0, 1.0), (0.0, 1.0)])
+    with pytest.raises(ValueError, match="poisson_units must be one of relative"):
+        only(poisson_units="counts")
+    with pytest.raises(ValueError, match="applies only with poisson_units 'transmission'"):
+        only(poisson_data_counts=3000.0)
+    with pytest.raises(ValueError, match="poisson_data_counts must be None or a number"):
+        only(poisson_units="transmission", poisson_data_counts=0.5)
+    stored = config.replace(poisson_data_counts=3000.0).to_dict()
+    assert AugmentConfig.from_dict(json.loads(json.dumps(stored))).poisson_data_counts == 3000.0
+
+
 def test_spots_change_a_small_fraction_of_pixels_by_several_sigma():
     g = gen(0)
     image = smooth_image(4, (64, 64)) + 0.01 * torch.randn(4, 1, 64, 64, generator=g)

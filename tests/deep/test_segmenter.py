@@ -9,6 +9,7 @@ torch = pytest.importorskip("torch")
 
 from niseg.deep import (
     IGNORE,
+    AugmentConfig,
     UNetSegmenter,
     _train,
     inflate_2d_to_3d,
@@ -209,8 +210,6 @@ def test_device_and_amp_errors():
 
 
 def test_time_budget_lifts_the_epoch_limit_and_early_stopping_by_default():
-    from niseg.deep import _train
-
     plain = UNetSegmenter()._check_params()
     assert (plain["epochs"], plain["patience"]) == (50, 10)
     budget = UNetSegmenter(time_budget=5.0)._check_params()
@@ -219,3 +218,23 @@ def test_time_budget_lifts_the_epoch_limit_and_early_stopping_by_default():
     assert (explicit["epochs"], explicit["patience"]) == (7, 3)
     with pytest.raises(ValueError, match="patience must be a positive whole number"):
         UNetSegmenter(patience=0)._check_params()
+
+
+def test_fit_passes_the_normalization_to_transmission_poisson_augmentation(monkeypatch):
+    seen = []
+    real = _train.augment
+
+    def spy(x, y, config, *, generator, intensity=None):
+        seen.append(intensity)
+        return real(x, y, config, generator=generator, intensity=intensity)
+
+    monkeypatch.setattr(_train, "augment", spy)
+    rng = np.random.default_rng(0)
+    truth = np.zeros((48, 48), np.uint8)
+    truth[12:36, 12:36] = 1
+    image = (0.3 + 0.4 * truth + rng.normal(0, 0.02, truth.shape)).astype(np.float32)
+    config = AugmentConfig.preset("none", poisson_p=1.0, poisson_units="transmission",
+                                  poisson_counts_range=(100.0, 1000.0))
+    model = UNetSegmenter(**dict(TINY, augment=config, validation=None)).fit(image, masks=truth)
+    mean, std = model.normalizer_.mean_[0], model.normalizer_.std_[0]
+    assert seen and all(i == ((pytest.approx(mean), pytest.approx(std)),) for i in seen)

@@ -33,7 +33,8 @@ _CLASSIFIER_ONLY = {"features": "--features", "trees": "--trees", "stages": "--s
 _UNET_ONLY = {
     "epochs": "--epochs", "time_budget": "--time-budget", "validation": "--validation",
     "patience": "--patience", "loss": "--loss", "class_weights": "--class-weights",
-    "augment": "--augment", "device": "--device", "init": "--init",
+    "augment": "--augment", "data_counts": "--data-counts", "device": "--device",
+    "init": "--init",
     "freeze_encoder_epochs": "--freeze-encoder-epochs", "patch": "--patch", "depth": "--depth",
     "base_channels": "--base-channels", "batch_size": "--batch-size",
     "learning_rate": "--learning-rate", "iterations_per_epoch": "--iterations-per-epoch",
@@ -134,6 +135,11 @@ def train_command(
         "U-Net only. Training augmentation: none, light (flips, 90° turns, brightness, contrast), "
         "default (also rotation, zoom, elastic, contrast, gamma, blur) or physics (also "
         "Poisson counting noise, gamma spots, rings and stripes)."))] = "default",
+    data_counts: Annotated[float | None, typer.Option("--data-counts", help=(
+        "U-Net only, with --augment physics. The training images are transmission (open beam "
+        "= 1, as niseg normalize writes) measured with this many open-beam counts per "
+        "pixel: the Poisson augmentation then imitates real lower-count measurements, "
+        "from 20 to this many counts, instead of noise relative to each patch."))] = None,
     device: Annotated[str, typer.Option("--device", help=(
         "U-Net only. cpu, cuda (a GPU) or auto (cuda when PyTorch sees one)."))] = "auto",
     init: Annotated[str | None, typer.Option("--init", help=(
@@ -223,7 +229,7 @@ def train_command(
         options = {
             "epochs": epochs, "time_budget": time_budget, "validation": validation,
             "patience": patience, "loss": loss, "class_weights": class_weights,
-            "augment": augment, "device": device, "init": init,
+            "augment": augment, "data_counts": data_counts, "device": device, "init": init,
             "freeze_encoder_epochs": freeze_encoder_epochs, "patch": patch, "depth": depth,
             "base_channels": base_channels, "batch_size": batch_size,
             "learning_rate": learning_rate, "iterations_per_epoch": iterations_per_epoch,

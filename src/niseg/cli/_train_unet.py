@@ -59,6 +59,21 @@ def make_unet(options: dict[str, Any], *, two_d: bool, seed: int) -> Any:
     if options["augment"] not in AUGMENTS:
         raise ValueError(f"--augment must be one of {', '.join(AUGMENTS)}, got "
                          f"{options['augment']!r}")
+    augment: Any = options["augment"]
+    counts = options["data_counts"]
+    if counts is not None:
+        if augment != "physics":
+            raise ValueError("--data-counts sets the counts of the physics augmentation; give "
+                             "it with --augment physics")
+        if not (np.isfinite(counts) and 20 < counts <= 1e7):
+            raise ValueError(f"--data-counts must be the open-beam counts per pixel of the "
+                             f"training images, above 20 and at most 1e7, got {counts}")
+        from niseg.deep import AugmentConfig
+
+        # Levels from 20 counts (the preset's lowest) up to the data's own: real counts.
+        augment = AugmentConfig.preset(
+            "physics", poisson_units="transmission", poisson_data_counts=float(counts),
+            poisson_counts_range=(20.0, float(counts)))
     if options["class_weights"] not in (None, "balanced"):
         raise ValueError(f"--class-weights must be 'balanced' (inverse class frequency), got "
                          f"{options['class_weights']!r}")
@@ -73,7 +88,7 @@ def make_unet(options: dict[str, Any], *, two_d: bool, seed: int) -> Any:
         class_weights=options["class_weights"], learning_rate=options["learning_rate"],
         epochs=options["epochs"], iterations_per_epoch=options["iterations_per_epoch"],
         time_budget=options["time_budget"], validation=fraction or None,
-        patience=options["patience"], augment=options["augment"], device=options["device"],
+        patience=options["patience"], augment=augment, device=options["device"],
         init=init, freeze_encoder_epochs=options["freeze_encoder_epochs"],
         random_state=seed, n_threads=options["jobs"])
 

@@ -18,6 +18,7 @@ order, model and units are described there.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -35,6 +36,7 @@ def augment(
     config: AugmentConfig,
     *,
     generator: torch.Generator,
+    intensity: Sequence[tuple[float, float]] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Augment a batch of images and their label maps on the device they live on.
 
@@ -57,6 +59,10 @@ def augment(
     generator : torch.Generator
         Source of every random number; it must be on the same kind of device as
         ``image`` (``torch.Generator(device=image.device)``). Same seed, same output.
+    intensity : sequence of (offset, scale), optional
+        Per channel, how ``image`` maps back to the data's own units:
+        ``units = image * scale + offset`` (for z-scored inputs, the mean and standard
+        deviation). Needed only by ``poisson_units="transmission"``.
 
     Returns
     -------
@@ -82,13 +88,18 @@ def augment(
     (True, False)
     """
     target = _check_inputs(image, target, config, generator)
+    if intensity is not None:
+        intensity = _check_intensity(intensity, image.shape[1])
+    elif config.poisson_p > 0 and config.poisson_units == "transmission":
+        raise ValueError("poisson_units 'transmission' needs intensity, the (offset, scale) "
+                         "per channel that maps the image back to transmission")
     dtype = image.dtype
     x = image.float()
     y = None if target is None else target.long()
     x, y = _flips(x, y, config, generator)
     x, y = _rot90(x, y, config, generator)
     x, y = _resample(x, y, config, generator)
-    x = intensity_and_noise(x, config, generator)
+    x = intensity_and_noise(x, config, generator, intensity=intensity)
     return x.to(dtype), y
 
 
@@ -212,6 +223,18 @@ def _log(bounds: tuple[float, float]) -> tuple[float, float]:
 
 def _per_sample(flags: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return flags.view(-1, *[1] * (like.ndim - 1))
+
+
+def _check_intensity(intensity: Any, channels: int) -> list[tuple[float, float]]:
+    try:
+        pairs = [(float(a), float(b)) for a, b in intensity]
+    except (TypeError, ValueError):
+        pairs = []
+    if len(pairs) != channels or not all(math.isfinite(a) and math.isfinite(b) and b > 0
+                                         for a, b in pairs):
+        raise ValueError(f"intensity must hold one (offset, scale > 0) pair per channel "
+                         f"({channels}), got {intensity!r}")
+    return pairs
 
 
 def _check_inputs(image: Any, target: Any, config: Any, generator: Any) -> torch.Tensor | None:

@@ -14,6 +14,7 @@ __all__ = ["AugmentConfig"]
 
 PRESETS = ("none", "light", "default", "physics")
 PADDINGS = ("reflection", "zeros", "border")
+POISSON_UNITS = ("relative", "transmission")
 
 # Allowed bounds of each range field: (low, high, integers?). A range is (min, max) of a
 # uniform (or log-uniform, see the field notes) draw per sample.
@@ -77,6 +78,20 @@ class AugmentConfig:
         Gaussian blur, standard deviation in pixels along every spatial axis.
     poisson_p, poisson_counts_range : float, (float, float)
         Poisson counting noise; counts per pixel at the open-beam level, log-uniform.
+    poisson_units : {"relative", "transmission"}
+        What the open beam of ``poisson_counts_range`` is. ``"relative"``: each sample's
+        robust maximum (the 99.5th percentile), so the counts are relative to the sample's
+        own range and mean the same on any units. ``"transmission"``: the image is
+        transmission (open beam = 1, as after :func:`niseg.preprocess.normalize`), so the
+        counts are real open-beam counts per pixel and noise at e.g. 300 counts is the noise
+        a 300-count measurement has, whatever the patch holds. The image's units must then
+        be known: :class:`~niseg.deep.UNetSegmenter` passes its intensity normalization.
+    poisson_data_counts : float, optional
+        With ``"transmission"``: the open-beam counts the training images were measured
+        with. The noise added then makes a sample exactly as noisy as a measurement at the
+        drawn count level ``N`` (it adds noise of ``1 / (1/N - 1/N0)`` counts) and leaves
+        samples alone when ``N`` is at or above ``N0``; without it, noise of ``N`` counts is
+        added on top of what the images hold.
     spots_p : float
         Gamma (outlier) spots.
     spots_number_range, spots_size_range : (int, int)
@@ -124,6 +139,8 @@ class AugmentConfig:
     blur_sigma_range: tuple[float, float] = (0.5, 1.5)
     poisson_p: float = 0.0
     poisson_counts_range: tuple[float, float] = (20.0, 5000.0)
+    poisson_units: str = "relative"
+    poisson_data_counts: float | None = None
     spots_p: float = 0.0
     spots_number_range: tuple[int, int] = (1, 8)
     spots_size_range: tuple[int, int] = (1, 10)
@@ -143,6 +160,18 @@ class AugmentConfig:
                 object.__setattr__(self, name, _check_range(name, value, *_RANGES[name]))
         if not isinstance(self.isotropic, bool):
             raise TypeError(f"isotropic must be True or False, got {self.isotropic!r}")
+        if self.poisson_units not in POISSON_UNITS:
+            raise ValueError(f"poisson_units must be one of {', '.join(POISSON_UNITS)}, "
+                             f"got {self.poisson_units!r}")
+        n0 = self.poisson_data_counts
+        if n0 is not None:
+            if isinstance(n0, bool) or not isinstance(n0, (int, float)) or not 1 <= n0 <= 1e7:
+                raise ValueError(f"poisson_data_counts must be None or a number of counts "
+                                 f"from 1 to 1e7, got {n0!r}")
+            if self.poisson_units != "transmission":
+                raise ValueError("poisson_data_counts applies only with poisson_units "
+                                 "'transmission'")
+            object.__setattr__(self, "poisson_data_counts", float(n0))
         if self.padding not in PADDINGS:
             raise ValueError(f"padding must be one of {', '.join(PADDINGS)}, "
                              f"got {self.padding!r}")

@@ -29,6 +29,15 @@ and pixels above the maximum keep theirs plus noise, so no value is clipped. The
 noise is independent of noise already in the image, so the result is at least as noisy
 as ``N`` counts.
 
+Real count units (``poisson_units="transmission"``). When the images are transmission
+(open beam = 1) and the caller passes the map from the network's input back to it (the
+training's z-score statistics), ``T`` is the real transmission and ``N`` real open-beam
+counts: 300 counts then give the noise of a 300-count measurement, however little of the
+range a patch spans (relative to a patch's own range, the same ``N`` meant anything from a
+few hundred to a few thousand real counts on soil radiographs). With the data's own count
+level ``N0`` (``poisson_data_counts``) the added noise has ``1 / (1/N - 1/N0)`` counts, so
+the sum is exactly ``N``; samples drawn at ``N >= N0`` stay as they are.
+
 Gamma spots. As in :func:`niseg.simulate.add_spots`: blobs 1 to ``max`` pixels across
 (``P(size) ~ size**-2``, irregular: an ellipse with about a third of its pixels missing,
 centre always kept), each pixel changed by 0.6 to 1 times a peak amplitude that is
@@ -51,7 +60,7 @@ the range.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -70,9 +79,14 @@ MIN_SIGMA = 0.01  # noise floor for spot amplitudes, as a fraction of the range
 BLUR_TRUNCATE = 3.0
 
 
-def intensity_and_noise(x: torch.Tensor, config: AugmentConfig,
-                        g: torch.Generator) -> torch.Tensor:
-    """Apply the image-only transforms of ``config`` to (B, C, *spatial) float32 ``x``."""
+def intensity_and_noise(x: torch.Tensor, config: AugmentConfig, g: torch.Generator, *,
+                        intensity: Sequence[tuple[float, float]] | None = None
+                        ) -> torch.Tensor:
+    """Apply the image-only transforms of ``config`` to (B, C, *spatial) float32 ``x``.
+
+    ``intensity`` holds per channel the ``(offset, scale)`` with ``units = x * scale +
+    offset``; ``poisson_units="transmission"`` needs it.
+    """
     batch, channels = x.shape[:2]
     planes = x.reshape(batch * channels, *x.shape[2:])
 
@@ -104,7 +118,15 @@ def intensity_and_noise(x: torch.Tensor, config: AugmentConfig,
         planes = _apply(planes, do, lambda sub, sel: sub + _stripes(sub, amplitude[sel], g))
     if config.poisson_p > 0:
         do, counts = flags(config.poisson_p), draw(config.poisson_counts_range, log=True)
-        planes = _apply(planes, do, lambda sub, sel: poisson_noise(sub, counts[sel], g))
+        if config.poisson_units == "transmission":
+            offset, scale = (torch.tensor([pair[i] for pair in intensity] * batch,
+                                          dtype=planes.dtype, device=planes.device)
+                             for i in (0, 1))
+            planes = _apply(planes, do, lambda sub, sel: poisson_noise(
+                sub, counts[sel], g, units=(offset[sel], scale[sel]),
+                data_counts=config.poisson_data_counts))
+        else:
+            planes = _apply(planes, do, lambda sub, sel: poisson_noise(sub, counts[sel], g))
     if config.blur_p > 0:
         do, sigma = flags(config.blur_p), draw(config.blur_sigma_range)
         planes = _apply(planes, do, lambda sub, sel: gaussian_blur(sub, sigma[sel]))
@@ -125,15 +147,33 @@ def robust_range(planes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return low, torch.where(span > 1e-6 * fallback, span, fallback)
 
 
-def poisson_noise(planes: torch.Tensor, counts: torch.Tensor,
-                  g: torch.Generator) -> torch.Tensor:
-    """Poisson counting noise at ``counts`` open-beam counts per pixel for each plane."""
-    low, scale = robust_range(planes)
+def poisson_noise(planes: torch.Tensor, counts: torch.Tensor, g: torch.Generator, *,
+                  units: tuple[torch.Tensor, torch.Tensor] | None = None,
+                  data_counts: float | None = None) -> torch.Tensor:
+    """Poisson counting noise at ``counts`` open-beam counts per pixel for each plane.
+
+    Without ``units`` the open beam is each plane's robust maximum; with ``units =
+    (offset, scale)`` (per plane) the plane is transmission ``planes * scale + offset``.
+    ``data_counts`` (transmission only): the planes already hold noise of that many counts;
+    the noise added brings them to ``counts`` (variances add: ``1/N = 1/N0 + 1/N_add``), and
+    planes at or above ``data_counts`` are returned unchanged.
+    """
+    keep = None
+    if units is not None:
+        # Transmission: open beam at 1, nothing detected at 0 and below.
+        low, scale = -units[0] / units[1], 1.0 / units[1]
+        if data_counts is not None:
+            keep = counts >= data_counts
+            counts = torch.where(keep, torch.ones_like(counts),
+                                 1.0 / (1.0 / counts - 1.0 / data_counts).clamp(min=1e-12))
+    else:
+        low, scale = robust_range(planes)
     n = _view(counts, planes)
     transmission = (planes - _view(low, planes)) / _view(scale, planes)
     expected = transmission.clamp(min=0.0)
     detected = torch.poisson(expected * n, generator=g) / n
-    return planes + (detected - expected) * _view(scale, planes)
+    noisy = planes + (detected - expected) * _view(scale, planes)
+    return noisy if keep is None else torch.where(_view(keep, planes), planes, noisy)
 
 
 def gaussian_blur(planes: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

@@ -377,6 +377,7 @@ class UNetSegmenter:
             time_budget=None if self.time_budget is None else 60.0 * self.time_budget,
             augment=None if p["augment"] == AugmentConfig.preset("none") else p["augment"],
             amp=amp, freeze_encoder_epochs=p["freeze"], overlap=float(self.overlap),
+            intensity=tuple(zip(normalizer.mean_.tolist(), normalizer.std_.tolist())),
             seed=int(self.random_state))
         result = _train.train_net(net, sampler, val_set, settings, device=device,
                                   progress=progress)

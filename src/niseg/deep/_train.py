@@ -266,6 +266,8 @@ class TrainSettings:
     patience: int | None = 10  # None: no early stopping (the best epoch is still kept)
     time_budget: float | None = None  # seconds
     augment: AugmentConfig | None = None
+    # per channel (offset, scale): network input -> the data's units (for real count noise)
+    intensity: tuple[tuple[float, float], ...] | None = None
     amp: bool = False
     freeze_encoder_epochs: int = 0
     overlap: float = 0.5
@@ -348,7 +350,8 @@ def train_net(net: torch.nn.Module, sampler: PatchSampler, validation: Validatio
             x = torch.from_numpy(x_np).to(device)
             y = torch.from_numpy(y_np).to(device)
             if settings.augment is not None:
-                x, y = augment(x, y, settings.augment, generator=generator)
+                x, y = augment(x, y, settings.augment, generator=generator,
+                               intensity=settings.intensity)
             opt.zero_grad(set_to_none=True)
             with torch.autocast(device_type=device.type, dtype=torch.float16,
                                 enabled=settings.amp):
