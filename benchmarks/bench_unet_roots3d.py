@@ -42,7 +42,9 @@ the U-Net's warm-up (see ``warm_up``).
 PASS when the U-Net's mean test Dice over the seeds is higher than the classifier's.
 
     python benchmarks/bench_unet_roots3d.py [--quick] [--seeds 0 1] [--counts 100]
-                                            [--iterations 800] [--time-budget MIN] [--json OUT]
+                                            [--iterations 800] [--time-budget MIN] [--base 8]
+                                            [--patch 32] [--augment light] [--mirror]
+                                            [--json OUT]
 
 Why no time budget by default: ``UNetSegmenter`` shortens its cosine schedule after the
 first epoch to the epochs that fit in the budget; when that epoch is slow (first-use set-up, a
@@ -75,6 +77,7 @@ ITERATIONS, QUICK_ITERATIONS = 800, 12
 TIME_BUDGET = None  # minutes; see the module docstring
 PATCH = QUICK_PATCH = (32, 32, 32)
 DEPTH, BASE_CHANNELS, BATCH = 3, 8, 4
+AUGMENT = "light"
 EPOCH_ITERATIONS = 50
 N_TREES = 50
 THREADS = 2
@@ -134,15 +137,16 @@ def make_data(shape: tuple[int, int, int], counts: float) -> dict[str, Any]:
 
 
 def unet_params(seed: int, *, iterations: int, time_budget: float | None = None,
-                patch: tuple[int, ...] = PATCH) -> dict[str, Any]:
+                patch: tuple[int, ...] = PATCH, base: int = BASE_CHANNELS,
+                augment: str = AUGMENT, mirror: bool = False) -> dict[str, Any]:
     """UNetSegmenter parameters of the U-Net row (``iterations`` split into epochs of 50)."""
     epochs = max(1, -(-iterations // EPOCH_ITERATIONS))
     per_epoch = -(-iterations // epochs)
-    return {"spatial_dims": 3, "depth": DEPTH, "base_channels": BASE_CHANNELS,
+    return {"spatial_dims": 3, "depth": DEPTH, "base_channels": int(base),
             "patch_size": tuple(patch), "batch_size": BATCH, "loss": "dice_ce",
-            "class_weights": None, "augment": "light", "validation": None,
+            "class_weights": None, "augment": augment, "validation": None,
             "epochs": epochs, "iterations_per_epoch": per_epoch, "time_budget": time_budget,
-            "random_state": seed, "n_threads": THREADS}
+            "mirror": bool(mirror), "random_state": seed, "n_threads": THREADS}
 
 
 def classifier_params() -> dict[str, Any]:
@@ -263,6 +267,7 @@ def table_rows(unets: list[dict[str, Any]], forest: dict[str, Any],
     seeds = [u["seed"] for u in unets]
     net = (f"patch {'x'.join(map(str, params['patch_size']))}, depth {params['depth']}, "
            f"base {params['base_channels']}, batch {params['batch_size']}, "
+           f"augment {params['augment']}{', mirror' if params['mirror'] else ''}, "
            f"{params['epochs'] * params['iterations_per_epoch']} it, seeds {seeds}")
     load = f"{max([forest['load']] + [u['load'] for u in unets]):.1f}"
     data = f"{'x'.join(map(str, shape))}, counts {counts:g}, slices {slices}"
@@ -302,9 +307,18 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"U-Net iterations (default {ITERATIONS}; quick {QUICK_ITERATIONS})")
     p.add_argument("--time-budget", type=float, default=TIME_BUDGET,
                    help="U-Net safety limit in minutes (default none: fixed iterations)")
+    p.add_argument("--base", type=int, default=BASE_CHANNELS,
+                   help=f"U-Net base channels (default {BASE_CHANNELS})")
+    p.add_argument("--patch", type=int, help="U-Net patch side (default 32)")
+    p.add_argument("--augment", default=AUGMENT, choices=["none", "light", "default", "physics"],
+                   help=f"U-Net augmentation preset (default {AUGMENT})")
+    p.add_argument("--mirror", action="store_true",
+                   help="U-Net test-time augmentation: average over all flips")
     args = p.parse_args(argv)
     shape = QUICK_SHAPE if args.quick else SHAPE
-    patch = QUICK_PATCH if args.quick else PATCH
+    patch = (args.patch,) * 3 if args.patch else (QUICK_PATCH if args.quick else PATCH)
+    net_options = {"patch": patch, "base": args.base, "augment": args.augment,
+                   "mirror": args.mirror}
     iterations = args.iterations or (QUICK_ITERATIONS if args.quick else ITERATIONS)
     budget = args.time_budget
     info = _common.machine()
@@ -323,12 +337,13 @@ def main(argv: list[str] | None = None) -> int:
           f"{forest['fit_s']:.0f} s, load {forest['load']:.1f}", file=sys.stderr, flush=True)
     coverage = sampler_coverage(data["labels"], patch)
     # Every seed shares these parameters except random_state.
-    params = unet_params(args.seeds[0], iterations=iterations, time_budget=budget, patch=patch)
+    params = unet_params(args.seeds[0], iterations=iterations, time_budget=budget,
+                         **net_options)
     warm_up_s = warm_up(data, params)
     unets = []
     for seed in args.seeds:
         run = run_unet(data, unet_params(seed, iterations=iterations, time_budget=budget,
-                                         patch=patch), verbose=True)
+                                         **net_options), verbose=True)
         print(f"  ... U-Net seed {seed}: test Dice {run['dice_test']:.4f}, "
               f"{run['iterations']} iterations ({run['stopped_because']}), fit "
               f"{run['fit_s']:.0f} s, load {run['load']:.1f}", file=sys.stderr, flush=True)

@@ -74,6 +74,11 @@ def test_unet_params_split_iterations_into_epochs():
     assert (quick["epochs"], quick["iterations_per_epoch"]) == (1, 12)
     odd = bench.unet_params(0, iterations=120, time_budget=1.0)
     assert (odd["epochs"], odd["iterations_per_epoch"]) == (3, 40)
+    assert full["mirror"] is False
+    wide = bench.unet_params(0, iterations=120, base=16, patch=(48, 48, 48), augment="default",
+                             mirror=True)
+    assert (wide["base_channels"], wide["patch_size"], wide["augment"], wide["mirror"]) == (
+        16, (48, 48, 48), "default", True)
 
 
 def test_sampler_patches_always_hold_labelled_slices():
