@@ -68,17 +68,17 @@ def test_unet_params_split_iterations_into_epochs():
     assert full["spatial_dims"] == 3 and full["patch_size"] == (32, 32, 32)
     assert (full["depth"], full["base_channels"], full["batch_size"]) == (3, 8, 4)
     assert full["validation"] is None and full["loss"] == "dice_ce"
-    assert full["class_weights"] is None and full["augment"] == "light"
+    assert full["class_weights"] is None and full["augment"] == "default"
     assert (full["random_state"], full["n_threads"], full["time_budget"]) == (3, 2, 6.0)
     quick = bench.unet_params(0, iterations=12, time_budget=0.5)
     assert (quick["epochs"], quick["iterations_per_epoch"]) == (1, 12)
     odd = bench.unet_params(0, iterations=120, time_budget=1.0)
     assert (odd["epochs"], odd["iterations_per_epoch"]) == (3, 40)
-    assert full["mirror"] is False
-    wide = bench.unet_params(0, iterations=120, base=16, patch=(48, 48, 48), augment="default",
-                             mirror=True)
+    assert full["mirror"] is True
+    wide = bench.unet_params(0, iterations=120, base=16, patch=(48, 48, 48), augment="light",
+                             mirror=False)
     assert (wide["base_channels"], wide["patch_size"], wide["augment"], wide["mirror"]) == (
-        16, (48, 48, 48), "default", True)
+        16, (48, 48, 48), "light", False)
 
 
 def test_sampler_patches_always_hold_labelled_slices():
