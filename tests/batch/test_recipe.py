@@ -240,7 +240,7 @@ def test_text_recipes_and_bad_arguments(tmp_path):
 
 
 _RECIPE_ONLY = {"threshold": {"fit", "sample_pixels", "seed"}, "measure": {"intensity"},
-                "classify": {"model", "tile", "device"}}
+                "classify": {"model", "tile", "device"}, "read": {"chunks"}}
 
 
 def _wrapped(name: str):

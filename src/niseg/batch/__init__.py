@@ -14,7 +14,10 @@ parameter). Running one (see ``docs/batch.md``):
 - :func:`run_recipe_serial` does all of this in one process, with ``recipe.yaml`` and
   ``measurements.csv``/``.json`` beside the outputs; :func:`run_recipe` does it on Dask
   workers (a local cluster on 127.0.0.1 or an existing one), resumably: :func:`run_tasks`
-  runs any work function over inputs and records finished ones in a :class:`Manifest`.
+  runs any work function over inputs and records finished ones in a :class:`Manifest`;
+- :func:`run_volume` (what :func:`run_recipe` calls for ``read: {chunks: ...}``) runs a
+  recipe over volumes larger than memory, chunk by chunk, with results equal to the
+  in-memory ones and Zarr (optionally OME-Zarr multiscale) outputs.
 
 Recipes and states are plain picklable data, so a runner can hand them to Dask workers.
 """
@@ -35,6 +38,7 @@ from ._steps_run import (
     read_input,
     state_summary,
 )
+from ._volume import run_volume
 
 __all__ = [
     "RECIPE_VERSION",
@@ -60,6 +64,7 @@ __all__ = [
     "run_recipe",
     "run_recipe_serial",
     "run_tasks",
+    "run_volume",
     "state_summary",
     "write_result",
 ]

@@ -146,6 +146,13 @@ def run_recipe(
     """
     from niseg.io import atomic_output, expand_paths, write_json
 
+    if recipe.chunks is not None:
+        from ._volume import run_volume
+
+        # Volumes larger than memory: each input is one volume, processed chunk by chunk.
+        return run_volume(recipe, inputs, out_dir, workers=workers, scheduler=scheduler,
+                          scheduler_file=scheduler_file, resume=resume, fail_fast=fail_fast,
+                          overwrite=overwrite, progress=progress, client=client)
     files = expand_paths(inputs if isinstance(inputs, (str, os.PathLike)) else list(inputs))
     keys = output_keys(files)
     out = Path(out_dir)

@@ -139,6 +139,12 @@ class Recipe:
         """The step fitted on all inputs (``fit: global``), if any."""
         return next((s for s in self.steps if s.is_global), None)
 
+    @property
+    def chunks(self) -> list[int] | None:
+        """Chunk side(s) of a chunked run (``read: {chunks: ...}``), or ``None``."""
+        first = self.steps[0]
+        return first.params.get("chunks") if first.name == "read" else None
+
     def stages(self) -> tuple[tuple[Step, ...], Step | None, tuple[Step, ...]]:
         """Split the pipeline at its global step.
 
@@ -300,6 +306,9 @@ def _parse(text: str, where: str, base_dir: Path, path: Path | None) -> Recipe:
                           "'- threshold: {method: otsu}'")
     steps = tuple(_step(node, where, base_dir) for node in steps_node.value)
     _check_order(steps, where, _line(top["steps"][0]))
+    from ._volume_plan import check_chunked
+
+    check_chunked(steps, where)
     return Recipe(steps=steps, version=version, name=texts["name"],
                   description=texts["description"], source=text, path=path)
 

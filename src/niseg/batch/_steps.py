@@ -79,6 +79,12 @@ def _check_read(p: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _check_write(p: Mapping[str, Any]) -> str | None:
+    if p["multiscale"] and p["suffix"] != ".zarr":
+        return f"multiscale needs suffix .zarr, got {p['suffix']}"
+    return None
+
+
 def _check_normalize(p: Mapping[str, Any]) -> str | None:
     from niseg.preprocess._normalize import parse_roi
 
@@ -110,7 +116,10 @@ STEPS: dict[str, StepSpec] = {s.name: s for s in (
         "read", "read", "niseg.io.read_image",
         "How each input is read; optional, and first when present.",
         (Param("axes", "str", "Axis letters of every input (e.g. tyx, yxl); null = from the "
-               "file.", default=None, optional=True),),
+               "file.", default=None, optional=True),
+         Param("chunks", "ints", "Process each input as one volume, chunk by chunk, with this "
+               "chunk side (one value, or one per axis); null = whole files in memory.",
+               default=None, optional=True, low=1)),
         check=_check_read,
     ),
     StepSpec(
@@ -288,7 +297,10 @@ STEPS: dict[str, StepSpec] = {s.name: s for s in (
          Param("objects", "bool", "Also write the object labels of a label step.",
                default=True),
          Param("object_table", "bool", "Also write <name>_objects.csv of a measure step.",
-               default=True)),
+               default=True),
+         Param("multiscale", "bool", "Chunked runs: also write an OME-Zarr multiscale pyramid "
+               "(suffix .zarr).", default=False)),
+        check=_check_write,
     ),
 )}
 

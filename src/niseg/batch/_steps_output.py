@@ -170,6 +170,9 @@ def run_recipe_serial(recipe: Recipe, inputs: str | os.PathLike | Sequence[str |
     """
     from niseg.io import atomic_output, expand_paths
 
+    if recipe.chunks is not None:
+        raise ValueError("the recipe has read chunks (a volume larger than memory); run it "
+                         "with run_recipe or niseg run")
     files = expand_paths(inputs if isinstance(inputs, (str, os.PathLike)) else list(inputs))
     keys = output_keys(files)
     out = Path(out_dir)

@@ -17,7 +17,9 @@ def run_command(
         "clean_spots, threshold / cluster / classify, postprocess, label, measure, write. "
         "See docs/batch.md; it is checked completely before anything runs."))],
     inputs: Annotated[list[str], typer.Argument(help=(
-        "Input images: files, folders or globs (quote globs), in natural sort order."))],
+        "Input images: files, folders or globs (quote globs), in natural sort order. With "
+        "read: {chunks: ...} in the recipe, each input is one volume (a Zarr store, "
+        "file.h5::/dataset, a TIFF stack or a folder of slices) processed chunk by chunk."))],
     out: Annotated[str, typer.Option("--out", "-o", help=(
         "Run folder. Outputs mirror the inputs' paths below their common folder; the folder "
         "also gets recipe.yaml, manifest.jsonl (finished inputs) and measurements.csv/.json."))],
@@ -44,8 +46,10 @@ def run_command(
     Every input is read, processed by the recipe's steps and written under --out; per-input
     measurements go to measurements.csv. A step with 'fit: global' (a threshold) is fitted on
     all inputs first, so the series is segmented consistently. A run stopped at any point
-    (Ctrl-C, a killed job) continues with --resume and loses nothing. Exit status 1 when some
-    inputs failed (they are listed), 2 for a bad recipe or argument.
+    (Ctrl-C, a killed job) continues with --resume and loses nothing. A recipe with
+    'read: {chunks: N}' segments volumes larger than memory chunk by chunk (results equal to
+    the in-memory ones, Zarr outputs; resumed per chunk). Exit status 1 when some inputs
+    failed (they are listed), 2 for a bad recipe or argument.
     """
     from niseg.batch import load_recipe, run_recipe
 
