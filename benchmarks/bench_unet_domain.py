@@ -281,6 +281,59 @@ def fit_and_evaluate(name: str, augment: Any, seed: int, s: Settings,
     return run
 
 
+def fit_oracles(seed: int, s: Settings, data: dict[float, list[dict[str, np.ndarray]]],
+                threads: int = THREADS) -> dict[float, float]:
+    """In-domain references: per level L other than the training level, a default-augmented
+    U-Net trained on the training scenes at L itself, Dice at L (what data at L allows)."""
+    from niseg.deep import AugmentConfig, UNetSegmenter
+
+    out = {}
+    for level in s.levels:
+        if level == s.train_level:
+            continue
+        train = make_data(s.train_scenes, (level,), s.shape)[level]
+        model = UNetSegmenter(**unet_params(s, AugmentConfig.preset("default"), seed, threads))
+        model.fit([t["image"] for t in train], masks=[t["roots"] for t in train])
+        out[level] = evaluate(model, {level: data[level]})[level]
+        print(f"  ... in-domain reference seed {seed} at {level:g} counts: Dice "
+              f"{out[level]:.3f}", file=sys.stderr, flush=True)
+    return out
+
+
+def shift_losses(dice_by_level: dict[float, float], oracle: dict[float, float]
+                 ) -> dict[float, float]:
+    """``max(0, Dice_reference(L) - Dice(L))``: Dice lost to the shift itself, not to the
+    information the noise at L destroyed (which a model trained at L cannot recover either)."""
+    return {level: max(0.0, ref - dice_by_level[level]) for level, ref in oracle.items()}
+
+
+def oracle_rows(s: Settings, runs: dict[str, list[dict[str, Any]]],
+                oracles: list[dict[float, float]], load: str
+                ) -> tuple[list[list[str]], dict[str, Any]]:
+    """Rows comparing both models with the in-domain references (one per seed)."""
+    rows: list[list[str]] = []
+    phys, default = runs["physics"], runs["default"]
+    per = {name: [shift_losses(r["dice"], o) for r, o in zip(rs, oracles)]
+           for name, rs in (("physics", phys), ("default", default))}
+    for level in oracles[0]:
+        rows.append([f"in-domain reference at {level:g} counts", "Dice (trained at that level)",
+                     fmt_mean([o[level] for o in oracles]), "", "(report)", "", load])
+        rows.append([f"shift loss at {level:g} counts", "max(0, Dice(ref) - Dice)",
+                     fmt_mean([x[level] for x in per["physics"]]),
+                     fmt_mean([x[level] for x in per["default"]]), "(report)", "", load])
+    means = {name: [float(np.mean(list(x.values()))) for x in xs] for name, xs in per.items()}
+    loss_p, loss_d = float(np.mean(means["physics"])), float(np.mean(means["default"]))
+    ratio, passed = verdict(loss_p, loss_d)
+    rows.append(["mean shift loss (against in-domain references)", "mean loss",
+                 fmt_mean(means["physics"]), fmt_mean(means["default"]), "", "", load])
+    rows.append(["ratio physics / default, shift loss", "mean loss ratio",
+                 "n/a (default loses nothing)" if ratio is None else f"{ratio:.2f}", "",
+                 f"<= {LOSS_RATIO_TARGET}", "PASS" if passed else "FAIL", load])
+    return rows, {"oracles": [{f"{k:g}": v for k, v in o.items()} for o in oracles],
+                  "shift_loss_physics": loss_p, "shift_loss_default": loss_d,
+                  "shift_ratio": ratio, "shift_passed": passed}
+
+
 def fmt_mean(values: list[float], digits: int = 3) -> str:
     """Mean, followed by the values of each seed when there are several."""
     mean = float(np.mean(values))
@@ -344,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
                    default="transmission",
                    help="transmission: real open-beam counts (default); relative: counts "
                         "relative to each patch's robust range (the preset's meaning)")
+    p.add_argument("--oracle", action="store_true",
+                   help="also train, per seed and level, a default-augmented reference at that "
+                        "level and report the loss against it (4 more fits per seed)")
     p.add_argument("--poisson-p", type=float,
                    help="probability of Poisson noise per sample (default: the preset's, 0.3)")
     args = p.parse_args(argv)
@@ -388,6 +444,11 @@ def main(argv: list[str] | None = None) -> int:
             runs[name].append(fit_and_evaluate(name, configs[name], seed, s, train, data,
                                                args.threads))
     rows, summary = table_rows(s, runs, cnr, seeds)
+    if args.oracle:
+        oracles = [fit_oracles(seed, s, data, args.threads) for seed in seeds]
+        more, extra = oracle_rows(s, runs, oracles, rows[-1][-1])
+        rows[-1:-1] = more
+        summary.update(extra)
     print(_common.table(["row", "figure", "physics aug", "default aug", "target", "result",
                          "load"], rows, [False, False, True, True, False, False, True]))
     wall = time.perf_counter() - start

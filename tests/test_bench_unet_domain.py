@@ -218,3 +218,18 @@ def test_main_tiny_end_to_end(tmp_path, monkeypatch, capsys):
         assert all(0.0 <= d <= 1.0 for d in run["dice"].values())
         assert run["losses"]["300"] == pytest.approx(
             max(0.0, run["dice"]["3000"] - run["dice"]["300"]))
+
+
+def test_shift_losses_are_measured_against_in_domain_references():
+    dice = {300.0: 0.2, 1000.0: 0.6, 3000.0: 0.9}
+    assert bench.shift_losses(dice, {300.0: 0.3, 1000.0: 0.55}) == pytest.approx(
+        {300.0: 0.1, 1000.0: 0.0})
+    runs = {"physics": [{"dice": dice}], "default": [{"dice": {**dice, 300.0: 0.1,
+                                                               1000.0: 0.5}}]}
+    rows, summary = bench.oracle_rows(bench.settings(False), runs, [{300.0: 0.3, 1000.0: 0.55}],
+                                      "1.0")
+    # physics: (0.1 + 0) / 2 = 0.05; default: (0.2 + 0.05) / 2 = 0.125; ratio 0.4
+    assert summary["shift_loss_physics"] == pytest.approx(0.05)
+    assert summary["shift_loss_default"] == pytest.approx(0.125)
+    assert summary["shift_ratio"] == pytest.approx(0.4) and summary["shift_passed"]
+    assert rows[-1][5] == "PASS" and rows[0][2] == "0.300"
