@@ -38,8 +38,14 @@ and the target holds only if the physics model loses nothing either). The train-
 both models is reported, with a guard that is not part of the issue's target: the physics
 model's mean train-level Dice may be at most 0.05 below the default model's (a model that
 learnt less at the training level has less to lose, so a lower ratio alone can mislead).
-Also printed: the open-beam counts that the physics preset's Poisson range (20 to 5000
-"counts", relative to each patch's robust range) amounts to on the training patches;
+``--poisson-units transmission`` makes the physics model's Poisson noise real open-beam
+counts (``TRANSMISSION_RANGE``, topping up the training data's own noise; the images are
+transmission), ``--poisson-p`` changes its probability, and ``--oracle`` adds, per seed and
+non-training level, a default-augmented reference trained at that level and the *shift loss*
+``max(0, Dice(reference) - Dice)`` with its ratio (the Dice lost to the shift itself rather
+than to the information the noise destroyed). Also printed: the open-beam counts that the
+physics preset's Poisson range (20 to 5000 "counts", relative to each patch's robust range)
+amounts to on the training patches;
 ``--poisson-range LOW HIGH`` replaces that range for the physics model (e.g. to reach the
 lowest level), everything else unchanged.
 
@@ -186,15 +192,16 @@ def effective_counts(images: list[np.ndarray], patch: int, augment_counts: float
 
 # -------------------------------------------------------------------------------------- models
 def augment_configs(poisson_range: tuple[float, float] | None = None, *,
-                    units: str = "transmission", data_counts: float | None = TRAIN_LEVEL,
+                    units: str = "relative", data_counts: float | None = TRAIN_LEVEL,
                     poisson_p: float | None = None) -> dict[str, Any]:
     """The two augmentations compared: ``"physics"`` (rings off) and ``"default"``.
 
+    ``units="relative"`` (default): the preset's counts relative to each patch's range
+    (``poisson_range`` default: the preset's; ``data_counts`` ignored).
     ``units="transmission"`` (the images are transmission): Poisson noise in real open-beam
     counts, drawn from ``poisson_range`` (default :data:`TRANSMISSION_RANGE`), topping up the
-    training data's own ``data_counts`` noise to exactly the drawn level. ``"relative"``: the
-    preset's counts relative to each patch's range (``poisson_range`` default: the preset's;
-    ``data_counts`` ignored). ``poisson_p`` replaces the preset's probability.
+    training data's own ``data_counts`` noise to exactly the drawn level. ``poisson_p``
+    replaces the preset's probability.
     """
     from niseg.deep import AugmentConfig
 
@@ -394,9 +401,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="the physics model's poisson_counts_range (default 200 20000 open-beam "
                         "counts; relative units: the preset's)")
     p.add_argument("--poisson-units", choices=["transmission", "relative"],
-                   default="transmission",
-                   help="transmission: real open-beam counts (default); relative: counts "
-                        "relative to each patch's robust range (the preset's meaning)")
+                   default="relative",
+                   help="relative (default): counts relative to each patch's robust range (the "
+                        "preset's meaning); transmission: real open-beam counts, topping the "
+                        "training data's noise up to the drawn level (scored worse here)")
     p.add_argument("--oracle", action="store_true",
                    help="also train, per seed and level, a default-augmented reference at that "
                         "level and report the loss against it (4 more fits per seed)")
