@@ -17,20 +17,6 @@ from niseg.batch import Recipe, RecipeError, apply_recipe, run_volume
 from niseg.io import read_image, write_image
 
 
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-
-    # Threads in this process (many small chunk tasks; process start-up would dominate),
-    # bound to 127.0.0.1 like every cluster niseg starts. Worker processes: the CLI test.
-    cluster = LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
-                           host="127.0.0.1", protocol="tcp", dashboard_address=None)
-    client = Client(cluster, set_as_default=False)
-    yield client
-    client.close()
-    cluster.close()
-
-
 def _recipe(*steps: str, chunks: str = "16") -> Recipe:
     body = "".join(f"  - {s}\n" for s in steps)
     return Recipe.from_yaml(f"niseg_recipe: 1\nname: test\nsteps:\n  - read: {{chunks: "
@@ -42,10 +28,10 @@ def _smooth(shape, seed=0) -> np.ndarray:
     return ndi.gaussian_filter(rng.random(shape), 2.0).astype(np.float32)
 
 
-def _run(client, tmp_path: Path, recipe: Recipe, image: np.ndarray, axes: str, name="v",
+def _run(inproc, tmp_path: Path, recipe: Recipe, image: np.ndarray, axes: str, name="v",
          metadata=None):
     path = write_image(tmp_path / f"{name}.zarr", image, {"axes": axes, **(metadata or {})})
-    report = run_volume(recipe, path, tmp_path / "out", client=client)
+    report = run_volume(recipe, path, tmp_path / "out", client=inproc)
     assert report.failed == [] and report.done == [name]
     return report, tmp_path / "out"
 
@@ -103,10 +89,10 @@ def test_chunked_recipes_refuse_different_connectivities_and_file_mode_multiscal
     Recipe.from_yaml("niseg_recipe: 1\nsteps: [threshold, postprocess: {fill_holes: true}]")
 
 
-def test_chunks_must_fit_the_input(client, tmp_path):
+def test_chunks_must_fit_the_input(inproc, tmp_path):
     recipe = _recipe("threshold: {method: manual, value: 0.5}", chunks="[8, 8]")
     path = write_image(tmp_path / "v.zarr", _smooth((10, 12, 14)), {"axes": "zyx"})
-    report = run_volume(recipe, path, tmp_path / "out", client=client)
+    report = run_volume(recipe, path, tmp_path / "out", client=inproc)
     assert report.done == [] and len(report.failed) == 1
     assert "read chunks holds 2 values but" in report.failed[0][2]
 
@@ -117,14 +103,14 @@ def test_chunks_must_fit_the_input(client, tmp_path):
 @pytest.mark.parametrize("shape, axes, chunks", [((37, 45), "yx", "16"),
                                                  ((20, 23, 26), "zyx", "[11, 13, 14]")])
 def test_threshold_postprocess_label_measure_equal_the_in_memory_result(
-        client, tmp_path, shape, axes, chunks):
+        inproc, tmp_path, shape, axes, chunks):
     image = _smooth(shape, seed=1)
     level = float(np.quantile(image, 0.65))
     recipe = _recipe(f"threshold: {{method: manual, value: {level}}}",
                      "postprocess: {min_size: 6}", "label", "measure",
                      "write: {suffix: .zarr}", chunks=chunks)
     meta = {"pixel_size": [0.5] * len(shape), "unit": "mm"}
-    report, out = _run(client, tmp_path, recipe, image, axes, metadata=meta)
+    report, out = _run(inproc, tmp_path, recipe, image, axes, metadata=meta)
     memory = apply_recipe(recipe, image, {"axes": axes, **meta}, {})
     seg, seg_meta = read_image(out / "v.zarr")
     objects, _ = read_image(out / "v_objects.zarr")
@@ -149,7 +135,7 @@ def test_threshold_postprocess_label_measure_equal_the_in_memory_result(
                 assert float(mine[key]) == pytest.approx(value, rel=1e-6, abs=1e-6), key
 
 
-def test_label_merges_an_object_crossing_chunk_corners(client, tmp_path):
+def test_label_merges_an_object_crossing_chunk_corners(inproc, tmp_path):
     volume = np.zeros((30, 30, 30), np.float32)
     volume[5:25, 14:17, 14:17] = 1          # a rod through the corner of 8 chunks
     volume[14:17, 5:25, 14:17] = 1
@@ -160,7 +146,7 @@ def test_label_merges_an_object_crossing_chunk_corners(client, tmp_path):
     volume[28, 28, 28] = 1
     recipe = _recipe("threshold: {method: manual, value: 0.5}", "label",
                      "write: {suffix: .zarr}", chunks="15")
-    _, out = _run(client, tmp_path, recipe, volume, "zyx")
+    _, out = _run(inproc, tmp_path, recipe, volume, "zyx")
     objects, _ = read_image(out / "v_objects.zarr")
     expected, n = ndi.label(volume > 0.5, structure=np.ones((3, 3, 3)))
     assert n == 3 and objects.max() == 3
@@ -169,13 +155,13 @@ def test_label_merges_an_object_crossing_chunk_corners(client, tmp_path):
     assert len(np.unique(objects[5:25, 14:17, 14:17])) == 1
 
 
-def test_min_size_uses_the_merged_object_sizes(client, tmp_path):
+def test_min_size_uses_the_merged_object_sizes(inproc, tmp_path):
     image = np.zeros((24, 24), np.float32)
     image[10:14, 6:18] = 1     # 48 px, split 4 ways by 12-px chunks: no part reaches 20
     image[1:3, 1:3] = 1        # 4 px: removed
     recipe = _recipe("threshold: {method: manual, value: 0.5}", "postprocess: {min_size: 20}",
                      "label", "write: {suffix: .zarr}", chunks="12")
-    _, out = _run(client, tmp_path, recipe, image, "yx")
+    _, out = _run(inproc, tmp_path, recipe, image, "yx")
     seg, _ = read_image(out / "v.zarr")
     objects, _ = read_image(out / "v_objects.zarr")
     assert seg.sum() == 48 and objects.max() == 1 and (objects > 0).sum() == 48
@@ -183,7 +169,7 @@ def test_min_size_uses_the_merged_object_sizes(client, tmp_path):
 
 @pytest.mark.parametrize("shape, axes", [((37, 41), "yx"), ((5, 30, 34), "tyx")])
 def test_clean_spots_and_minus_log_with_halo_equal_the_in_memory_result(
-        client, tmp_path, shape, axes):
+        inproc, tmp_path, shape, axes):
     rng = np.random.default_rng(3)
     image = (0.5 + 0.2 * _smooth(shape, seed=2)).astype(np.float32)
     spots = rng.random(shape) < 0.01
@@ -193,7 +179,7 @@ def test_clean_spots_and_minus_log_with_halo_equal_the_in_memory_result(
                      "minus_log", f"threshold: {{method: multiotsu, levels: [{low}, {high}]}}",
                      "measure", "write: {suffix: .zarr}", chunks="[5, 11, 13]"
                      if len(shape) == 3 else "[11, 13]")
-    report, out = _run(client, tmp_path, recipe, image, axes)
+    report, out = _run(inproc, tmp_path, recipe, image, axes)
     assert report.rows["v"]["halo"] == ([0, 3, 3] if len(shape) == 3 else [3, 3])
     memory = apply_recipe(recipe, image, {"axes": axes}, {})
     seg, meta = read_image(out / "v.zarr")
@@ -208,11 +194,11 @@ def test_clean_spots_and_minus_log_with_halo_equal_the_in_memory_result(
                                rtol=1e-6, atol=1e-6)
 
 
-def test_global_threshold_fits_on_chunk_samples(client, tmp_path):
+def test_global_threshold_fits_on_chunk_samples(inproc, tmp_path):
     image = _smooth((30, 31, 29), seed=4)
     recipe = _recipe("threshold: {method: otsu, fit: global, sample_pixels: 5000}",
                      "write: {suffix: .zarr}", chunks="16")
-    report, out = _run(client, tmp_path, recipe, image, "zyx")
+    report, out = _run(inproc, tmp_path, recipe, image, "zyx")
     levels = report.rows["v"]["threshold_levels"]
     from niseg.threshold import threshold, threshold_value
 
@@ -225,7 +211,7 @@ def test_global_threshold_fits_on_chunk_samples(client, tmp_path):
 
 @pytest.mark.parametrize("shape, axes", [((40, 44), "yx"), ((20, 22, 24), "zyx")])
 def test_classify_with_the_model_halo_equals_the_in_memory_prediction(
-        client, tmp_path, shape, axes):
+        inproc, tmp_path, shape, axes):
     from niseg.classify import PixelClassifier
     from niseg.models import save_model
 
@@ -237,7 +223,7 @@ def test_classify_with_the_model_halo_equals_the_in_memory_prediction(
     recipe = _recipe(f"classify: {{model: {tmp_path / 'm.niseg'}}}", "label",
                      "write: {suffix: .zarr}", chunks="[11, 12, 13]" if len(shape) == 3 else
                      "[17, 23]")
-    report, out = _run(client, tmp_path, recipe, image, axes)
+    report, out = _run(inproc, tmp_path, recipe, image, axes)
     assert report.rows["v"]["halo"] == list(model.halo)
     seg, _ = read_image(out / "v.zarr")
     expected = model.predict(image)

@@ -28,20 +28,6 @@ steps:
 """
 
 
-@pytest.fixture(scope="module")
-def inproc():
-    from distributed import Client, LocalCluster
-
-    # Threads in this process (many small chunk tasks; process start-up would dominate),
-    # bound to 127.0.0.1 like every cluster niseg starts. Worker processes: the CLI test.
-    cluster = LocalCluster(processes=False, n_workers=1, threads_per_worker=1,
-                           host="127.0.0.1", protocol="tcp", dashboard_address=None)
-    client = Client(cluster, set_as_default=False)
-    yield client
-    client.close()
-    cluster.close()
-
-
 def _volume(tmp_path: Path, shape=(36, 40, 44)) -> Path:
     rng = np.random.default_rng(0)
     image = ndi.gaussian_filter(rng.random(shape), 2.0).astype(np.float32)

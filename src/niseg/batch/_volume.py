@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from niseg.io._atomic import replace_folder
+
 from ._manifest import MANIFEST_NAME, Manifest
 from ._recipe import Recipe
 from ._runner import BatchReport, BatchTask, client_scope, run_tasks
@@ -39,7 +41,6 @@ from ._volume_labels import block_label_work, merge_labels, reduce_measurements,
 from ._volume_plan import chunk_grid, chunk_shape_for, pixel_halo
 from ._volume_store import (
     create_output,
-    move_into_place,
     niseg_attrs,
     write_pyramid,
 )
@@ -381,7 +382,7 @@ def _run_one(recipe: Recipe, key: str, job: VolumeJob, out: Path, active: Any,
                 write_pyramid(store, job.chunks, pyramid_meta)
             if kind == "segmentation":
                 _set_classes(store, write["multiscale"], class_names)
-            move_into_place(store, out / planned[kind])
+            replace_folder(store, out / planned[kind])
             outputs.append(planned[kind])
         if "table" in planned:
             write_table_csv(out / planned["table"], object_rows or [], overwrite=True)

@@ -9,16 +9,14 @@ object numbers), until the smallest spatial axis fits in one chunk.
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["create_output", "move_into_place", "write_pyramid"]
+__all__ = ["create_output", "write_pyramid"]
 
 _OME_TYPES = {"z": "space", "y": "space", "x": "space", "t": "time", "c": "channel"}
 _OME_UNITS = {"um": "micrometer", "nm": "nanometer", "mm": "millimeter", "cm": "centimeter",
@@ -99,17 +97,6 @@ def write_pyramid(store: Path, chunks: Sequence[int], metadata: dict[str, Any]) 
 def _dataset(path: str, scale0: list[float], factors: list[int]) -> dict[str, Any]:
     return {"path": path, "coordinateTransformations": [
         {"type": "scale", "scale": [float(s) * f for s, f in zip(scale0, factors)]}]}
-
-
-def move_into_place(source: Path, target: Path) -> None:
-    """Rename a finished output folder to its final name (replacing an older one)."""
-    old = None
-    if target.exists():
-        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
-        os.replace(target, old)
-    os.replace(source, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def array_dtype(values: Sequence[int]) -> np.dtype:

@@ -94,19 +94,27 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
         if path.exists() and path.is_dir() and not tmp.is_dir():
             raise ValueError(f"cannot replace folder '{path}' with a file")
         if tmp.is_dir():
-            # Folders cannot be replaced atomically: move the old one aside, then swap.
-            old = None
-            if path.exists():
-                old = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old")
-                os.replace(path, old)
-            os.replace(tmp, path)
-            if old is not None:
-                _remove(old)
+            replace_folder(tmp, path)
         else:
             os.replace(tmp, path)
     finally:
         if tmp.exists():
             _remove(tmp)
+
+
+def replace_folder(source: Path, target: Path) -> None:
+    """Rename the finished folder ``source`` to ``target``, replacing an existing one.
+
+    Folders cannot be replaced atomically: an old ``target`` is moved aside under a hidden
+    name first and removed after the swap, so ``target`` is never half-written.
+    """
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.old")
+        os.replace(target, old)
+    os.replace(source, target)
+    if old is not None:
+        _remove(old)
 
 
 def _remove(path: Path) -> None:
