@@ -122,10 +122,8 @@ def fit_unet(model: Any, images: list, targets: list, *, target_kind: str,
 
     with _progress(quiet, "training the U-Net") as update:
         def progress(done: int, total: int, text: str | None = None) -> None:
-            if text:
-                if epochs is not None:
-                    text = re.sub(r"^epoch (\d+)", lambda m: f"epoch {m.group(1)}/{epochs}",
-                                  text)
+            if text and epochs is not None:
+                text = re.sub(r"^epoch (\d+)", lambda m: f"epoch {m.group(1)}/{epochs}", text)
             update(done, total, text)
 
         start = time.perf_counter()
