@@ -144,7 +144,7 @@ def run_recipe(
     >>> report.done, report.failed  # doctest: +SKIP
     (['a'], [])
     """
-    from niseg.io import atomic_output, expand_paths, write_json
+    from niseg.io import expand_paths
 
     if recipe.chunks is not None:
         from ._volume import run_volume
@@ -155,49 +155,83 @@ def run_recipe(
                           overwrite=overwrite, progress=progress, client=client)
     files = expand_paths(inputs if isinstance(inputs, (str, os.PathLike)) else list(inputs))
     keys = output_keys(files)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    manifest_path = out / MANIFEST_NAME
-    stored = out / "recipe.yaml"
-    if resume:
-        if stored.exists() and Recipe.from_yaml(stored.read_text(encoding="utf-8")) != recipe:
-            raise ValueError(f"'{out}' was started with another recipe (see its recipe.yaml); "
-                             "resume it with that recipe or choose another output folder")
-    else:
-        if manifest_path.exists() and not overwrite:
-            raise ValueError(f"'{out}' holds an earlier batch (manifest.jsonl); pass --resume "
-                             "to continue it, --overwrite to start again, or choose another "
-                             "output folder")
-        check_planned_outputs(recipe, files, keys, out, overwrite=overwrite)
-        for name in (MANIFEST_NAME, GLOBAL_NAME):
-            (out / name).unlink(missing_ok=True)
-    if not stored.exists() or not resume:
-        with atomic_output(stored, overwrite=True) as tmp:
-            tmp.write_text(recipe.to_yaml(), encoding="utf-8")
+    out = prepare_run_folder(recipe, out_dir, files, keys, resume=resume, overwrite=overwrite)
 
     failed: list[tuple[str, str, str]] = []
     with client_scope(client, workers=workers, scheduler=scheduler,
                       scheduler_file=scheduler_file) as active:
         state = prepare_state(recipe)
         if recipe.global_step is not None:
-            saved = out / GLOBAL_NAME
-            if resume and saved.exists():
-                state = {**state, **json.loads(saved.read_text(encoding="utf-8"))}
-            else:
+            def fit() -> dict[str, Any]:
                 if progress is not None:
                     progress(0, len(files), "fitting the global step on every input")
-                state = _fit_global(active, recipe, state, files, failed, keys, fail_fast)
-                write_json(saved, {"threshold": state["threshold"]}, overwrite=True)
+                fitted = _fit_global(active, recipe, state, files, failed, keys, fail_fast)
+                return {"threshold": fitted["threshold"]}
+
+            state = {**state, **global_state(out, resume, fit)}
         bad = {k for k, _, _ in failed}
         tasks = [BatchTask(key=k, input=str(f)) for k, f in zip(keys, files) if k not in bad]
         report = run_tasks(tasks, recipe_work, out, client=active, resume=resume,
                            fail_fast=fail_fast, progress=progress,
                            shared={"recipe": recipe, "state": state, "out_dir": str(out)})
     report.failed = failed + report.failed
+    write_report_tables(recipe, report, keys, state, out)
+    return report
+
+
+def prepare_run_folder(recipe: Recipe, out_dir: str | os.PathLike, inputs: Sequence[Any],
+                       keys: Sequence[str], *, resume: bool, overwrite: bool) -> Path:
+    """Create the run folder, apply the resume/overwrite rules and store ``recipe.yaml``.
+
+    Resuming needs the recipe the run started with. A fresh run refuses a folder holding an
+    earlier manifest (unless ``overwrite``), checks that no planned output exists, and
+    forgets the old manifest and global fit. Returns the folder as a Path.
+    """
+    from niseg.io import atomic_output
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stored = out / "recipe.yaml"
+    if resume:
+        if stored.exists() and Recipe.from_yaml(stored.read_text(encoding="utf-8")) != recipe:
+            raise ValueError(f"'{out}' was started with another recipe (see its recipe.yaml); "
+                             "resume it with that recipe or choose another output folder")
+    else:
+        if (out / MANIFEST_NAME).exists() and not overwrite:
+            raise ValueError(f"'{out}' holds an earlier batch (manifest.jsonl); pass --resume "
+                             "to continue it, --overwrite to start again, or choose another "
+                             "output folder")
+        check_planned_outputs(recipe, [Path(i) for i in inputs], keys, out,
+                              overwrite=overwrite)
+        for name in (MANIFEST_NAME, GLOBAL_NAME):
+            (out / name).unlink(missing_ok=True)
+    if not stored.exists() or not resume:
+        with atomic_output(stored, overwrite=True) as tmp:
+            tmp.write_text(recipe.to_yaml(), encoding="utf-8")
+    return out
+
+
+def global_state(out: Path, resume: bool, fit: Callable[[], dict[str, Any]]
+                 ) -> dict[str, Any]:
+    """The global step's fitted state: ``global.json`` of a resumed run, else ``fit()``
+    (then saved there, so that a resumed run applies the same levels)."""
+    from niseg.io import write_json
+
+    saved = out / GLOBAL_NAME
+    if resume and saved.exists():
+        return json.loads(saved.read_text(encoding="utf-8"))
+    fitted = fit()
+    write_json(saved, fitted, overwrite=True)
+    return fitted
+
+
+def write_report_tables(recipe: Recipe, report: BatchReport, keys: Sequence[str],
+                        state: dict[str, Any], out: Path) -> None:
+    """``measurements.csv``/``.json`` of a run: one row per finished input (in input order)
+    with its outputs from the manifest, plus the failures."""
     entries = Manifest(out).entries
     rows = [{"key": k, **report.rows[k],
              "outputs": [o["path"] for o in entries.get(k, {}).get("outputs", [])]}
             for k in keys if k in report.rows]
     write_run_tables(recipe, rows, state, out, overwrite=True,
                      failed=[{"key": k, "input": i, "error": e} for k, i, e in report.failed])
-    return report

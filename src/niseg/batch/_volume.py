@@ -19,7 +19,6 @@ the rest and never trusts a chunk it cannot verify.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -31,10 +30,11 @@ import numpy as np
 
 from niseg.io._atomic import replace_folder
 
-from ._manifest import MANIFEST_NAME, Manifest
+from ._batch import global_state, prepare_run_folder, write_report_tables
+from ._manifest import Manifest
 from ._recipe import Recipe
 from ._runner import BatchReport, BatchTask, client_scope, run_tasks
-from ._steps_output import check_planned_outputs, output_keys, write_run_tables
+from ._steps_output import output_keys
 from ._steps_run import fit_global_from_samples, prepare_state
 from ._volume_chunks import VolumeJob, chunk_key, sample_chunk, segment_work
 from ._volume_labels import block_label_work, merge_labels, reduce_measurements, relabel_work
@@ -47,7 +47,6 @@ from ._volume_store import (
 
 __all__ = ["run_volume"]
 
-GLOBAL_NAME = "global.json"
 Progress = Callable[[int, int, str], None]
 
 
@@ -203,31 +202,11 @@ def run_volume(
     >>> report.rows["v"]["objects"]  # doctest: +SKIP
     1
     """
-    from niseg.io import atomic_output, write_json
-
     if recipe.chunks is None:
         raise ValueError("the recipe has no read chunks; run_recipe processes whole files")
     sources = _volumes(inputs)
     keys = output_keys(sources)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stored = out / "recipe.yaml"
-    if resume:
-        if stored.exists() and Recipe.from_yaml(stored.read_text(encoding="utf-8")) != recipe:
-            raise ValueError(f"'{out}' was started with another recipe (see its recipe.yaml); "
-                             "resume it with that recipe or choose another output folder")
-    else:
-        if (out / MANIFEST_NAME).exists() and not overwrite:
-            raise ValueError(f"'{out}' holds an earlier batch (manifest.jsonl); pass --resume "
-                             "to continue it, --overwrite to start again, or choose another "
-                             "output folder")
-        check_planned_outputs(recipe, [Path(s) for s in sources], keys, out,
-                              overwrite=overwrite)
-        for name in (MANIFEST_NAME, GLOBAL_NAME):
-            (out / name).unlink(missing_ok=True)
-    if not stored.exists() or not resume:
-        with atomic_output(stored, overwrite=True) as tmp:
-            tmp.write_text(recipe.to_yaml(), encoding="utf-8")
+    out = prepare_run_folder(recipe, out_dir, sources, keys, resume=resume, overwrite=overwrite)
 
     report = BatchReport()
     start = time.perf_counter()
@@ -257,14 +236,12 @@ def run_volume(
     with client_scope(client, workers=workers, scheduler=scheduler,
                       scheduler_file=scheduler_file) as active:
         if recipe.global_step is not None and jobs and not (fail_fast and report.failed):
-            saved = out / GLOBAL_NAME
-            if resume and saved.exists():
-                state = {**state, **json.loads(saved.read_text(encoding="utf-8"))}
-            else:
+            def fit() -> dict[str, Any]:
                 if progress is not None:
                     progress(0, len(jobs), "fitting the global step on samples of every chunk")
-                state = {**state, "threshold": _fit_global(active, recipe, list(jobs.values()))}
-                write_json(saved, {"threshold": state["threshold"]}, overwrite=True)
+                return {"threshold": _fit_global(active, recipe, list(jobs.values()))}
+
+            state = {**state, **global_state(out, resume, fit)}
             jobs = {k: _replace(j, state={**j.state, "threshold": state["threshold"]})
                     for k, j in jobs.items()}
         for key, job in jobs.items():
@@ -285,12 +262,7 @@ def run_volume(
         report.workers = sum(w.get("nthreads", 1) for w in active.scheduler_info(
             n_workers=-1)["workers"].values()) or 1
     report.wall_seconds = time.perf_counter() - start
-    entries = Manifest(out).entries
-    rows = [{"key": k, **report.rows[k],
-             "outputs": [o["path"] for o in entries.get(k, {}).get("outputs", [])]}
-            for k in keys if k in report.rows]
-    write_run_tables(recipe, rows, state, out, overwrite=True,
-                     failed=[{"key": k, "input": i, "error": e} for k, i, e in report.failed])
+    write_report_tables(recipe, report, keys, state, out)
     return report
 
 
