@@ -79,6 +79,18 @@ def test_existing_batch_needs_resume_and_resume_skips_intact_outputs(tmp_path, c
     assert report.rows["t00"] == {"value": 0.0, "threads": 1}
 
 
+def test_back_to_back_runs_with_the_same_shared_data_are_never_cancelled(tmp_path, client):
+    # Old code scattered `shared` under a content-hashed key; when the next run scattered
+    # the same data while the scheduler was forgetting the first run's copy, Dask cancelled
+    # the new tasks ("lost dependencies"): 2 runs in 40 here, a red CI run twice.
+    for i in range(40):
+        folder = tmp_path / f"run{i}"
+        folder.mkdir()
+        report = run_tasks(tasks(3), demo_work, folder, shared=7, client=client)
+        assert sorted(report.done) == ["t00", "t01", "t02"]
+        assert report.rows["t02"]["value"] == 14.0
+
+
 def test_torn_last_manifest_line_is_dropped(tmp_path):
     (tmp_path / "a.txt").write_text("1\n")
     Manifest(tmp_path).record("a", input="1", outputs=["a.txt"], row={}, seconds=0.1)

@@ -66,7 +66,8 @@ def _fit_global(client: Any, recipe: Recipe, state: dict[str, Any], files: Seque
                 failed: list[tuple[str, str, str]], keys: Sequence[str],
                 fail_fast: bool) -> dict[str, Any]:
     """Fit the global step on samples drawn by the workers; unreadable inputs are failed."""
-    shared = client.scatter([state], broadcast=True)[0]  # a dict would scatter per key
+    # In a list (a dict would scatter per key); hash=False as in run_tasks.
+    shared = client.scatter([state], broadcast=True, hash=False)[0]
     futures = [client.submit(_sample_work, recipe, shared, str(f), i, pure=False)
                for i, f in enumerate(files)]
     samples = []

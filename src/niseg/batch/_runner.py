@@ -317,7 +317,11 @@ def _run_on(client: Any, todo: list[BatchTask], work: Callable[..., TaskResult],
     from distributed import as_completed
 
     # In a list, so that a dict is sent as one object rather than one future per key.
-    shared_future = client.scatter([shared], broadcast=True)[0] if shared is not None else None
+    # hash=False: a content-hashed key is shared with an earlier run's scatter of the same
+    # data, and Dask cancels the new tasks ("lost dependencies") when the scheduler forgets
+    # that key after the new scatter (dask/distributed#8576, #3703).
+    shared_future = (client.scatter([shared], broadcast=True, hash=False)[0]
+                     if shared is not None else None)
     start = time.perf_counter()
     futures = {}
     for task in todo:
