@@ -28,6 +28,11 @@ def test_settings_full_quick_and_iterations():
     assert bench.settings(True, 3).iterations == 4
     with pytest.raises(ValueError, match="iterations"):
         bench.settings(False, 0)
+    # Clean simulated training data applied to noisier measurements.
+    clean = bench.settings(False, train_level=30000)
+    assert clean.train_level == 30000.0 and clean.levels == full.levels
+    with pytest.raises(ValueError, match="training level must be one of"):
+        bench.settings(False, train_level=500)
 
 
 def test_scene_is_flat_fielded_and_only_noise_changes():
@@ -116,10 +121,10 @@ def test_models_differ_only_in_augmentation():
     # Apart from the noise models the two augmentations are the same.
     assert phys.replace(poisson_p=0.0, spots_p=0.0, stripes_p=0.0) == default
     assert phys.poisson_units == "relative" and phys.poisson_data_counts is None
-    # Real open-beam counts, topping up the 3000-count training data's own noise.
-    real = bench.augment_configs(units="transmission", poisson_p=0.6)["physics"]
-    assert real.poisson_units == "transmission" and real.poisson_data_counts == 3000.0
-    assert real.poisson_counts_range == bench.TRANSMISSION_RANGE and real.poisson_p == 0.6
+    # Real open-beam counts, topping up the 30000-count training data's own noise.
+    real = bench.augment_configs(units="transmission", poisson_p=0.3)["physics"]
+    assert real.poisson_units == "transmission" and real.poisson_data_counts == 30000.0
+    assert real.poisson_counts_range == bench.TRANSMISSION_RANGE and real.poisson_p == 0.3
     wide = bench.augment_configs((2.0, 5000.0))["physics"]
     assert wide.poisson_counts_range == (2.0, 5000.0)
     assert wide.replace(poisson_counts_range=phys.poisson_counts_range) == phys
@@ -166,7 +171,7 @@ def _run(name, dice, s):
 
 
 def test_table_rows_verdict():
-    s = bench.settings(False)
+    s = bench.settings(False, train_level=3000)  # the middle of the levels below
     good = dict(zip(s.levels, (0.60, 0.68, 0.70, 0.72, 0.72)))
     bad = dict(zip(s.levels, (0.20, 0.50, 0.70, 0.72, 0.72)))
     rows, summary = bench.table_rows(s, {"physics": [_run("physics", good, s)],
@@ -214,6 +219,22 @@ def test_main_tiny_end_to_end(tmp_path, monkeypatch, capsys):
         assert all(0.0 <= d <= 1.0 for d in run["dice"].values())
         assert run["losses"]["300"] == pytest.approx(
             max(0.0, run["dice"]["3000"] - run["dice"]["300"]))
+
+
+def test_main_trains_at_the_chosen_level(tmp_path, monkeypatch, capsys):
+    tiny = replace(bench.QUICK, shape=(32, 32), depth=1, base_channels=4, patch_size=32,
+                   epochs=1, iterations=1)
+    monkeypatch.setattr(bench, "QUICK", tiny)
+    out = tmp_path / "domain.json"
+    assert bench.main(["--quick", "--threads", "1", "--train-level", "300",
+                       "--poisson-units", "transmission", "--json", str(out)]) == 0
+    assert "training [0] at 300 counts" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["settings"]["train_level"] == 300.0
+    assert result["physics_augment"]["poisson_data_counts"] == 300.0
+    for name in ("physics", "default"):
+        (run,) = result["runs"][name]
+        assert set(run["losses"]) == {"3000"}  # every level but the training level
 
 
 def test_shift_losses_are_measured_against_in_domain_references():
