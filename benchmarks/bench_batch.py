@@ -14,13 +14,17 @@ Rows:
    Figures: wall time from the first submitted task to the last result (cluster start
    excluded, printed apart), images/s, speed-up of 2 workers over 1 (target >= 1.7x), and the
    overhead ``(wall - sum(per-file compute) / workers) / wall`` (target < 5 %). The outputs of
-   the two runs must be byte-identical.
+   the two runs must be byte-identical. ``--repeats N`` (default 3; quick 1) alternates N
+   runs of 1 and of 2 workers and takes the median images/s of each: on this shared virtual
+   machine one run's per-image time varies by up to 1.5x from run to run, so a single pair
+   can read anywhere from 1.5x to 2.8x.
 2. kill and resume: ``niseg run ... --workers 2`` in a subprocess (its own process group)
    killed with SIGKILL once half of the inputs are in ``manifest.jsonl``, then ``--resume``;
    the outputs must equal those of row 1 byte for byte (target: identical), and nothing
    temporary may be left.
 
-    python benchmarks/bench_batch.py [--quick] [--images 40] [--size 1024] [--json OUT]
+    python benchmarks/bench_batch.py [--quick] [--images 40] [--size 1024] [--repeats 3]
+                                     [--json OUT]
 """
 
 from __future__ import annotations
@@ -138,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     p = _common.parser(__doc__.splitlines()[0])
     p.add_argument("--images", type=int, help="number of images (default 40; quick 6)")
     p.add_argument("--size", type=int, help="image side (default 1024; quick 256)")
+    p.add_argument("--repeats", type=int,
+                   help="runs of 1 and of 2 workers, alternating (default 3; quick 1)")
     args = p.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick else 3)
+    if repeats < 1:
+        p.error("--repeats must be at least 1")
     n = args.images or (6 if args.quick else 40)
     size = args.size or (256 if args.quick else 1024)
     info = _common.machine()
@@ -155,26 +164,39 @@ def main(argv: list[str] | None = None) -> int:
         recipe_path = work / "recipe.yaml"
         recipe_path.write_text(RECIPE.format(model=model))
         recipe = Recipe.from_yaml(recipe_path)
-        runs = {}
-        for workers in (1, 2):
-            print(f"run with {workers} worker(s) ...", file=sys.stderr, flush=True)
-            runs[workers] = scaling_run(recipe, work / "in", work / f"out{workers}", workers)
+        runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
+        for r in range(repeats):
+            for workers in (1, 2):
+                print(f"run {r + 1} of {repeats} with {workers} worker(s) ...", file=sys.stderr,
+                      flush=True)
+                out = work / f"out{workers}" if r == 0 else work / f"out{workers}_{r}"
+                runs[workers].append(scaling_run(recipe, work / "in", out, workers))
         results["runs"] = runs
         same = digests(work / "out1") == digests(work / "out2")
-        speedup = runs[2]["images_per_s"] / runs[1]["images_per_s"]
-        for workers, r in runs.items():
-            figures = (f"{r['images_per_s']:.3f} (wall {r['wall_s']:.1f} s, compute "
-                       f"{r['compute_s']:.1f} s, cluster start {r['cluster_start_s']:.1f} s)")
+        speed = {w: float(np.median([r["images_per_s"] for r in rs])) for w, rs in runs.items()}
+        speedup = speed[2] / speed[1]
+        for workers, rs in runs.items():
+            med = min(rs, key=lambda r: abs(r["images_per_s"] - speed[workers]))
+            each = ", ".join(f"{r['images_per_s']:.3f}" for r in rs)
+            figures = (f"{speed[workers]:.3f} (median run: wall {med['wall_s']:.1f} s, compute "
+                       f"{med['compute_s']:.1f} s, cluster start {med['cluster_start_s']:.1f} s"
+                       + (f"; runs {each}" if len(rs) > 1 else "") + ")")
+            overhead = max(r["overhead"] for r in rs)
             rows.append([f"1 {n} images {size}^2, classify (fast, 50 trees), {workers} worker(s)",
-                         "images/s", figures, "", "(report)", "", f"{r['load']:.1f}"])
-            rows.append(["", "overhead", f"{100 * r['overhead']:.1f} %", "",
+                         "images/s", figures, "", "(report)", "",
+                         f"{max(r['load'] for r in rs):.1f}"])
+            rows.append(["", "overhead (worst run)", f"{100 * overhead:.1f} %", "",
                          f"< {100 * OVERHEAD_TARGET:.0f} %",
-                         "PASS" if r["overhead"] < OVERHEAD_TARGET else "FAIL", ""])
-        rows.append(["1 2 workers over 1", "speed-up", f"{speedup:.2f}x", "", f">= {SPEEDUP_TARGET}x",
-                     "PASS" if speedup >= SPEEDUP_TARGET else "FAIL", ""])
+                         "PASS" if overhead < OVERHEAD_TARGET else "FAIL", ""])
+        pairs = ", ".join(f"{b['images_per_s'] / a['images_per_s']:.2f}x"
+                          for a, b in zip(runs[1], runs[2]))
+        rows.append(["1 2 workers over 1 (median images/s)", "speed-up",
+                     f"{speedup:.2f}x" + (f" (pairs {pairs})" if repeats > 1 else ""), "",
+                     f">= {SPEEDUP_TARGET}x", "PASS" if speedup >= SPEEDUP_TARGET else "FAIL", ""])
         rows.append(["", "outputs identical", "yes" if same else "NO", "", "identical",
                      "PASS" if same else "FAIL", ""])
-        results.update(speedup=speedup, identical_1_2=same)
+        results.update(speedup=speedup, images_per_s=speed, repeats=repeats,
+                       identical_1_2=same)
 
         print("kill and resume ...", file=sys.stderr, flush=True)
         kr = kill_and_resume(recipe_path, work / "in", work / "out_killed", n)

@@ -91,6 +91,24 @@ def test_back_to_back_runs_with_the_same_shared_data_are_never_cancelled(tmp_pat
         assert report.rows["t02"]["value"] == 14.0
 
 
+def _trim_threshold():
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+def test_local_workers_keep_glibc_malloc_defaults(client, monkeypatch):
+    # Dask's nanny would start them with MALLOC_TRIM_THRESHOLD_=65536, which made a recipe
+    # task on a 1024^2 image twice as slow (every large array's pages faulted in afresh).
+    assert set(client.run(_trim_threshold).values()) == {None}
+    # ... even after an earlier nanny left the variable in this process's environment.
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    other, cluster = open_client(workers=1)
+    try:
+        assert set(other.run(_trim_threshold).values()) == {None}
+    finally:
+        other.close()
+        cluster.close()
+
+
 def test_torn_last_manifest_line_is_dropped(tmp_path):
     (tmp_path / "a.txt").write_text("1\n")
     Manifest(tmp_path).record("a", input="1", outputs=["a.txt"], row={}, seconds=0.1)
