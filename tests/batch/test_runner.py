@@ -109,6 +109,16 @@ def test_local_workers_keep_glibc_malloc_defaults(client, monkeypatch):
         cluster.close()
 
 
+def test_local_cluster_listens_on_localhost_only(client):
+    import psutil  # a dependency of distributed
+
+    pids = {os.getpid()} | {c.pid for c in psutil.Process().children(recursive=True)}
+    listening = [c.laddr for c in psutil.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN and c.pid in pids]
+    assert len(listening) >= 3  # scheduler, its HTTP endpoint, the workers
+    assert {a.ip for a in listening} == {"127.0.0.1"}
+
+
 def test_torn_last_manifest_line_is_dropped(tmp_path):
     (tmp_path / "a.txt").write_text("1\n")
     Manifest(tmp_path).record("a", input="1", outputs=["a.txt"], row={}, seconds=0.1)
