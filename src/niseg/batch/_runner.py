@@ -205,7 +205,7 @@ def open_client(*, workers: int = 1, scheduler: str | None = None,
     # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also turns off
     # glibc's adaptive mmap threshold: every array over 128 KiB is then mapped and unmapped,
     # its pages faulted in afresh by every allocation. A recipe task on a 1024^2 image took
-    # 2.6 s so instead of 1.3-1.4 s, and 3.3 s when two ran at once. Workers keep glibc's
+    # 2.6 s instead of 1.25-1.9 s, and 3.3 s when two ran at once. Workers keep glibc's
     # defaults (unless the user set the variable) and _execute trims once per task instead.
     import dask
 
