@@ -88,6 +88,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], right: Sequence
     return "\n".join([line(cells[0]), rule, *(line(row) for row in cells[1:])])
 
 
+#: Columns of the verdict table most benchmarks print (niseg's figure, the figure it is
+#: compared with, the target, PASS/FAIL and the load average during the row).
+VERDICT_HEADERS = ("row", "figure", "niseg", "compared with", "target", "result", "load")
+
+
+def verdict_table(rows: Sequence[Sequence[Any]], compared_right: bool = False) -> str:
+    """:func:`table` with :data:`VERDICT_HEADERS`; figures (and the load) right-aligned,
+    the "compared with" column too when ``compared_right``."""
+    return table(VERDICT_HEADERS, rows, [False, False, True, compared_right, False, False, True])
+
+
 def machine() -> dict[str, Any]:
     """Facts about the machine and library versions, for the JSON output and the header."""
     try:

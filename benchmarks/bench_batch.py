@@ -214,8 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                      "PASS" if kr["partial_files_after"] == 0 else "FAIL", ""])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(_common.table(["row", "figure", "niseg", "compared with", "target", "result", "load"],
-                        rows, [False, False, True, False, False, False, True]))
+    print(_common.verdict_table(rows))
     _common.write_json(args.json, {"machine": info, "results": results})
     return 0
 

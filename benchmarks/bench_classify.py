@@ -297,8 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"max/min <= {mem.SPREAD_TARGET} (got {memory['spread']:.2f})",
                      verdict(memory["passed"]), f"{max(load, loadavg()):.1f}"])
 
-    print(_common.table(["row", "figure", "niseg", "compared with", "target", "result", "load"],
-                        rows, [False, False, True, True, False, False, True]))
+    print(_common.verdict_table(rows, compared_right=True))
     print(f"\nreference Dice per run {[round(d, 4) for d in ref['dices']]}, totals "
           f"{[round(t, 1) for t in ref['totals_s']]} s; niseg single-stage totals "
           f"{[round(t, 1) for t in single['totals_s']]} s")

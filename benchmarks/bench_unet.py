@@ -361,8 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             model = short_fit(image, truth)
             trained = "self-configured on EM, fitted 2 iterations only"
         inference_rows(model, trained, sizes, args, rows, results)
-    print(_common.table(["row", "figure", "niseg", "compared with", "target", "result", "load"],
-                        rows, [False, False, True, False, False, False, True]))
+    print(_common.verdict_table(rows))
     _common.write_json(args.json, {"benchmark": "unet", "machine": info, **results})
     return 0
 

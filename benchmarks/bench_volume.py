@@ -257,8 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"{ratio:.2f}x", f"volume {volume_ratio:.2f}x", "(report)", "", ""])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(_common.table(["row", "figure", "niseg", "compared with", "target", "result", "load"],
-                        rows, [False, False, True, False, False, False, True]))
+    print(_common.verdict_table(rows))
     _common.write_json(args.json, {"machine": info, "results": results})
     return 0
 
