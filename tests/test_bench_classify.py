@@ -98,3 +98,27 @@ def test_worker_measures_tiled_prediction(tmp_path):
     assert result["anon_peak_mib"] >= result["anon_baseline_mib"]
     labels = np.load(tmp_path / "labels.npy")
     assert labels.shape == (160, 160) and set(np.unique(labels)) == {0, 1}
+
+
+def test_choose_window_cross_validates_on_the_training_half_only(monkeypatch):
+    image, truth = _scene((48, 96))
+    left_image, left_truth = image[:, :48], truth[:, :48]
+    fitted = []
+    fit = bc.PixelClassifier.fit
+
+    def recording_fit(self, images, labels=None, *, masks=None):
+        fitted.append((images.shape, bool(np.array_equal(images, left_image[:24]))))
+        return fit(self, images, labels, masks=masks)
+
+    monkeypatch.setattr(bc.PixelClassifier, "fit", recording_fit)
+    window, scores = bc.choose_window(left_image, left_truth, (None, 3), base="fast")
+    # two folds per window, each fitted on one half of the rows: top, then bottom
+    assert fitted == [((24, 48), True), ((24, 48), False)] * 2
+    assert list(scores) == [None, 3]
+    assert all(0.0 <= d <= 1.0 for d in scores.values())
+    assert window == max(scores, key=lambda w: scores[w])
+    assert min(scores.values()) > 0.5  # the discs are easy: both banks find them
+    spec = bc.window_features(3, "fast")
+    assert spec.local_stats == bc.LOCAL_STATS and spec.window == 3
+    assert spec.scales == bc.FeatureSpec.preset("fast").scales
+    assert bc.window_features(None, "fast") == "fast"
