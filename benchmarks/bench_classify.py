@@ -15,7 +15,9 @@ Protocol: train on the left half ``[:, :512]``, Dice of the foreground on the ri
    3b (not with --quick): ``stages=2`` on the ilastik bank plus local statistics (mean,
    variance, min, max, median) in a window chosen on the left half alone: 2-fold
    cross-validation over its top and bottom halves (train on one, score the other) among
-   ``WINDOW_CHOICES``; the chosen window then runs the row-3 protocol.
+   ``WINDOW_CHOICES``; the chosen window then runs the row-3 protocol. 4c (not with
+   --quick): row 3b's features and ``stages=2`` trained on the strokes of each seed (median
+   Dice), against row 3b's dense result.
 4. sparse labels: ``brush_strokes`` over about 1 % of each class of the left half,
    ``fit(labels=...)``: Dice within 0.05 of the dense result (single stage, the median Dice
    of stroke seeds 0, 1, 2; and stages=2 with that seed's strokes, not with --quick).
@@ -321,6 +323,24 @@ def main(argv: list[str] | None = None) -> int:
                      f"dense - sparse <= {SPARSE_GAP} (got {gap2:+.3f})",
                      verdict(gap2 <= SPARSE_GAP), f"{max(sparse2['loads']):.1f}"])
         rows.append(["", "time", fmt_run(sparse2), "", "", "", ""])
+    if "stages2_local_stats" in results:
+        dense = results["stages2_local_stats"]
+        spec = window_features(dense["window"])
+        runs = []
+        for seed in SPARSE_SEEDS:
+            labels = sparse_labels(truth_left, seed=seed)[0]
+            run = median_of(lambda labels=labels: niseg_run(image, labels=labels, foreground=2,
+                                                            stages=2, features=spec),
+                            1, truth, label=f"sparse seed {seed}, stages=2, local stats")
+            runs.append(dict(run, seed=seed))
+        results["sparse_stages2_local_stats"] = runs
+        middle = sorted(runs, key=lambda r: r["dice"])[len(runs) // 2]
+        gap3 = dense["dice"] - middle["dice"]
+        each = ", ".join(f"{r['dice']:.3f}" for r in runs)
+        rows.append([f"4c as 3b, strokes (seed {middle['seed']}: median of {each})", "dice",
+                     f"{middle['dice']:.3f}", f"dense 3b {dense['dice']:.3f}",
+                     f"dense - sparse <= {SPARSE_GAP} (got {gap3:+.3f})",
+                     verdict(gap3 <= SPARSE_GAP), f"{max(middle['loads']):.1f}"])
 
     if has_parameter("select_features"):
         chosen = median_of(lambda: niseg_run(image, masks=truth_left, select_features=True),
