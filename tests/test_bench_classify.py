@@ -122,3 +122,9 @@ def test_choose_window_cross_validates_on_the_training_half_only(monkeypatch):
     assert spec.local_stats == bc.LOCAL_STATS and spec.window == 3
     assert spec.scales == bc.FeatureSpec.preset("fast").scales
     assert bc.window_features(None, "fast") == "fast"
+
+
+def test_median_seed_picks_the_middle_dice():
+    runs = [{"seed": 0, "dice": 0.7}, {"seed": 1, "dice": 0.3}, {"seed": 2, "dice": 0.5}]
+    assert bc.median_seed(runs)["seed"] == 2
+    assert bc.median_seed(runs[:2])["seed"] == 1  # even count: the lower middle
