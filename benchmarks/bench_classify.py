@@ -122,12 +122,17 @@ def has_parameter(name: str) -> bool:
     return name in inspect.signature(PixelClassifier.__init__).parameters
 
 
+def make_model(features: str | FeatureSpec, **params: Any) -> PixelClassifier:
+    """The benchmark's PixelClassifier: random forest, 50 trees, 2 jobs, seed 0."""
+    return PixelClassifier(features=features, method="rf", n_estimators=50, n_jobs=2,
+                           random_state=0, **params)
+
+
 def niseg_run(image: np.ndarray, *, masks: np.ndarray | None = None,
               labels: np.ndarray | None = None, foreground: int = 1, split: int = SPLIT,
-              features: str = "ilastik", **params: Any) -> dict[str, Any]:
+              features: str | FeatureSpec = "ilastik", **params: Any) -> dict[str, Any]:
     """Fit a PixelClassifier on the left half, predict the whole image; times, foreground."""
-    model = PixelClassifier(features=features, method="rf", n_estimators=50, n_jobs=2,
-                            random_state=0, **params)
+    model = make_model(features, **params)
     left = image[:, :split]
     start = time.perf_counter()
     if labels is not None:
@@ -171,8 +176,7 @@ def choose_window(image_left: np.ndarray, truth_left: np.ndarray,
     for window in windows:
         dices = []
         for train, held in folds:
-            model = PixelClassifier(features=window_features(window, base), method="rf",
-                                    n_estimators=50, n_jobs=2, random_state=0, stages=stages)
+            model = make_model(window_features(window, base), stages=stages)
             model.fit(image_left[train], masks=truth_left[train])
             predicted = model.predict(image_left)
             dices.append(dice(truth_left[held] != 0, predicted[held] == 1))
