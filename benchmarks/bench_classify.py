@@ -219,8 +219,44 @@ def median_seed(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return sorted(runs, key=lambda r: r["dice"])[(len(runs) - 1) // 2]
 
 
+def stroke_runs(image: np.ndarray, truth: np.ndarray, truth_left: np.ndarray, label: str,
+                **params: Any) -> list[dict[str, Any]]:
+    """One run per stroke seed of :data:`SPARSE_SEEDS` (``niseg_run`` with ``params``), each
+    with its seed and the fraction of all left-half pixels and of its foreground labelled."""
+    runs = []
+    for seed in SPARSE_SEEDS:
+        labels, covered = sparse_labels(truth_left, seed=seed)
+        run = median_of(lambda labels=labels: niseg_run(image, labels=labels, foreground=2,
+                                                        **params),
+                        1, truth, label=f"{label} seed {seed}")
+        run.update(seed=seed, covered=covered, foreground_covered=float(
+            np.count_nonzero(labels == 2) / max(np.count_nonzero(truth_left), 1)))
+        runs.append(run)
+    return runs
+
+
 def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def stages_rows(name: str, run: dict[str, Any], ref: dict[str, Any],
+                digits: int = 3) -> list[list[str]]:
+    """Dice and time rows of an autocontext run against the stages targets."""
+    ratio = run["total_s"] / ref["total_s"]
+    return [[name, "dice", f"{run['dice']:.{digits}f}", f"{ref['dice']:.3f}",
+             f">= {DICE_STAGES}", verdict(run["dice"] >= DICE_STAGES),
+             f"{max(run['loads']):.1f}"],
+            ["", "time", fmt_run(run), _common.fmt_time(ref["total_s"]),
+             f"<= {SLOWDOWN_STAGES:.0f}x reference (got {ratio:.2f}x)",
+             verdict(ratio <= SLOWDOWN_STAGES), ""]]
+
+
+def gap_row(name: str, sparse: dict[str, Any], dense_name: str, dense_dice: float) -> list[str]:
+    """The Dice row of a stroke-trained run against the dense result it must stay near."""
+    gap = dense_dice - sparse["dice"]
+    return [name, "dice", f"{sparse['dice']:.3f}", f"{dense_name} {dense_dice:.3f}",
+            f"dense - sparse <= {SPARSE_GAP} (got {gap:+.3f})", verdict(gap <= SPARSE_GAP),
+            f"{max(sparse['loads']):.1f}"]
 
 
 def fmt_run(r: dict[str, Any]) -> str:
@@ -273,13 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         staged = median_of(lambda: niseg_run(image, masks=truth_left, stages=2), repeats,
                            truth, label="stages=2")
         results["stages2"] = staged
-        ratio = staged["total_s"] / ref["total_s"]
-        rows.append(["3 niseg ilastik, stages=2, dense mask", "dice", f"{staged['dice']:.3f}",
-                     f"{ref['dice']:.3f}", f">= {DICE_STAGES}",
-                     verdict(staged["dice"] >= DICE_STAGES), f"{max(staged['loads']):.1f}"])
-        rows.append(["", "time", fmt_run(staged), _common.fmt_time(ref["total_s"]),
-                     f"<= {SLOWDOWN_STAGES:.0f}x reference (got {ratio:.2f}x)",
-                     verdict(ratio <= SLOWDOWN_STAGES), ""])
+        rows.extend(stages_rows("3 niseg ilastik, stages=2, dense mask", staged, ref))
         if not args.quick:
             window, scores = choose_window(image[:, :SPLIT], truth_left)
             spec = window_features(window)
@@ -288,69 +318,39 @@ def main(argv: list[str] | None = None) -> int:
                                  repeats, truth, label=f"stages=2, window {window}")
             windowed.update(window=window, window_scores={str(w): d for w, d in scores.items()})
             results["stages2_local_stats"] = windowed
-            ratio = windowed["total_s"] / ref["total_s"]
             tried = ", ".join(f"{w}: {d:.3f}" for w, d in scores.items())
-            rows.append([(f"3b niseg ilastik + local stats, window {window} (left-half CV "
-                          f"{tried}), stages=2"), "dice", f"{windowed['dice']:.4f}",
-                         f"{ref['dice']:.3f}", f">= {DICE_STAGES}",
-                         verdict(windowed["dice"] >= DICE_STAGES),
-                         f"{max(windowed['loads']):.1f}"])
-            rows.append(["", "time", fmt_run(windowed), _common.fmt_time(ref["total_s"]),
-                         f"<= {SLOWDOWN_STAGES:.0f}x reference (got {ratio:.2f}x)",
-                         verdict(ratio <= SLOWDOWN_STAGES), ""])
+            rows.extend(stages_rows(f"3b niseg ilastik + local stats, window {window} (left-half "
+                                    f"CV {tried}), stages=2", windowed, ref, digits=4))
     else:
         rows.append(["3 niseg ilastik, stages=2, dense mask", "-", "not available", "",
                      f"dice >= {DICE_STAGES}, <= 2x ref", verdict(None), ""])
 
     # One stroke set is one draw: the Dice of the median of three seeds is the verdict.
-    sparse_runs = []
-    for seed in SPARSE_SEEDS:
-        labels, covered = sparse_labels(truth_left, seed=seed)
-        run = median_of(lambda labels=labels: niseg_run(image, labels=labels, foreground=2), 1,
-                        truth, label=f"sparse seed {seed}")
-        run.update(seed=seed, covered=covered, foreground_covered=float(
-            np.count_nonzero(labels == 2) / max(np.count_nonzero(truth_left), 1)))
-        sparse_runs.append(run)
+    sparse_runs = stroke_runs(image, truth, truth_left, "sparse")
     results["sparse_seeds"] = sparse_runs
     sparse = median_seed(sparse_runs)
     results["sparse"] = sparse
     labels = sparse_labels(truth_left, seed=sparse["seed"])[0]
-    gap = single["dice"] - sparse["dice"]
     name = (f"4 niseg 1 stage, strokes on {100 * sparse['covered']:.2f} % of left half "
             f"(seed {sparse['seed']}: median Dice of seeds {list(SPARSE_SEEDS)})")
-    rows.append([name, "dice", f"{sparse['dice']:.3f}",
-                 f"dense {single['dice']:.3f}",
-                 f"dense - sparse <= {SPARSE_GAP} (got {gap:+.3f})",
-                 verdict(gap <= SPARSE_GAP), f"{max(sparse['loads']):.1f}"])
+    rows.append(gap_row(name, sparse, "dense", single["dice"]))
     rows.append(["", "time", fmt_run(sparse), "", "", "", ""])
     if stages_ok and not args.quick:
         sparse2 = median_of(lambda: niseg_run(image, labels=labels, foreground=2, stages=2), 1,
                             truth, label="sparse stages=2")
         results["sparse_stages2"] = sparse2
-        gap2 = results["stages2"]["dice"] - sparse2["dice"]
-        rows.append([f"4b niseg stages=2, strokes of seed {sparse['seed']}", "dice", f"{sparse2['dice']:.3f}",
-                     f"dense {results['stages2']['dice']:.3f}",
-                     f"dense - sparse <= {SPARSE_GAP} (got {gap2:+.3f})",
-                     verdict(gap2 <= SPARSE_GAP), f"{max(sparse2['loads']):.1f}"])
+        rows.append(gap_row(f"4b niseg stages=2, strokes of seed {sparse['seed']}", sparse2,
+                            "dense", results["stages2"]["dice"]))
         rows.append(["", "time", fmt_run(sparse2), "", "", "", ""])
     if "stages2_local_stats" in results:
         dense = results["stages2_local_stats"]
-        spec = window_features(dense["window"])
-        runs = []
-        for seed in SPARSE_SEEDS:
-            labels = sparse_labels(truth_left, seed=seed)[0]
-            run = median_of(lambda labels=labels: niseg_run(image, labels=labels, foreground=2,
-                                                            stages=2, features=spec),
-                            1, truth, label=f"sparse seed {seed}, stages=2, local stats")
-            runs.append(dict(run, seed=seed))
+        runs = stroke_runs(image, truth, truth_left, "sparse, stages=2, local stats,",
+                           stages=2, features=window_features(dense["window"]))
         results["sparse_stages2_local_stats"] = runs
         middle = median_seed(runs)
-        gap3 = dense["dice"] - middle["dice"]
         each = ", ".join(f"{r['dice']:.3f}" for r in runs)
-        rows.append([f"4c as 3b, strokes (seed {middle['seed']}: median of {each})", "dice",
-                     f"{middle['dice']:.3f}", f"dense 3b {dense['dice']:.3f}",
-                     f"dense - sparse <= {SPARSE_GAP} (got {gap3:+.3f})",
-                     verdict(gap3 <= SPARSE_GAP), f"{max(middle['loads']):.1f}"])
+        rows.append(gap_row(f"4c as 3b, strokes (seed {middle['seed']}: median of {each})",
+                            middle, "dense 3b", dense["dice"]))
 
     if has_parameter("select_features"):
         chosen = median_of(lambda: niseg_run(image, masks=truth_left, select_features=True),

@@ -45,9 +45,9 @@ class PixelClassifier:
 
     The features of :func:`niseg.features.compute_features` (ilastik's filter bank by default)
     are computed for the training images, a sample of the labelled pixels (at most
-    ``max_samples_per_class`` of each class) trains the estimator, and prediction classifies every pixel of a block. Because the
-    features depend only on pixels within ``halo``, :func:`niseg.tiling.predict_tiled` gives
-    labels identical to an untiled prediction.
+    ``max_samples_per_class`` of each class) trains the estimator, and prediction classifies
+    every pixel of a block. Because the features depend only on pixels within ``halo``,
+    :func:`niseg.tiling.predict_tiled` gives labels identical to an untiled prediction.
 
     Parameters
     ----------
