@@ -43,6 +43,46 @@ def test_each_class_gets_its_fraction(radiograph_truth):
             assert fraction <= covered <= fraction + 9 / area + 1e-9, (value, covered)
 
 
+def test_equal_allocation_gives_every_class_the_same_share():
+    truth = np.zeros((200, 200), dtype=np.uint8)
+    truth[40:80, 40:80] = 1                 # 4 % of the image
+    truth[100:180, 20:180] = 2              # 32 %
+    fraction = 0.03
+    share = fraction * truth.size / 3       # 400 pixels per class
+    labels = brush_strokes(truth, fraction=fraction, width=3, seed=0, allocation="equal")
+    counts = [int(np.sum(labels == v + 1)) for v in (0, 1, 2)]
+    for value, count in zip((0, 1, 2), counts):
+        assert share <= count <= share + 9, (value, counts)  # at most one footprint more
+        assert np.all(truth[labels == value + 1] == value)
+    # "area" gives the small class a tenth of what it gives the background
+    area = brush_strokes(truth, fraction=fraction, width=3, seed=0)
+    assert np.sum(area == 2) < 0.2 * np.sum(area == 1)
+    # the small class is drawn as several strokes, not one
+    _, strokes = ndimage.label(labels == 2, structure=np.ones((3, 3)))
+    assert strokes >= 2
+
+
+def test_equal_allocation_caps_a_small_class_at_its_size():
+    truth = np.zeros((60, 60), dtype=np.uint8)
+    truth[10:14, 10:14] = 1                 # 16 pixels, far below its share of 540
+    labels = brush_strokes(truth, fraction=0.3, width=1, seed=0, allocation="equal")
+    assert 1 <= np.sum(labels == 2) <= 16
+    assert np.all(truth[labels == 2] == 1)
+    assert 540 <= np.sum(labels == 1) <= 541
+
+
+def test_equal_allocation_in_a_volume_is_per_annotated_slice():
+    truth = np.zeros((32, 64, 64), dtype=np.uint8)
+    truth[:, 8:24, 8:24] = 1
+    labels = brush_strokes(truth, fraction=0.02, width=3, seed=1, allocation="equal")
+    slices = [z for z in range(32) if labels[z].any()]
+    assert len(slices) == 3
+    share = 0.02 * 64 * 64 / 2
+    for z in slices:
+        for value in (0, 1):
+            assert share <= np.sum(labels[z] == value + 1) <= share + 9
+
+
 def test_strokes_are_a_few_connected_curves(radiograph_truth):
     truth = radiograph_truth
     labels = brush_strokes(truth, fraction=0.02, width=3, seed=3)
@@ -148,6 +188,7 @@ def test_volume_strokes_are_on_a_few_slices_and_cover_every_class():
     ({"classes": [0], "zero_is_class": False}, ValueError, "classes contains 0"),
     ({"zero_is_class": 1}, TypeError, "zero_is_class must be True or False"),
     ({"seed": -1}, ValueError, "seed must be a non-negative integer"),
+    ({"allocation": "balanced"}, ValueError, "allocation must be 'area' or 'equal'"),
 ])
 def test_bad_arguments(kwargs, error, message):
     args = {"truth": np.zeros((16, 16), np.uint8), **kwargs}

@@ -3,7 +3,9 @@
 A person labelling an image for a pixel classifier drags a brush through the middle of
 each kind of region: a few smooth, curved strokes per class, well inside the region, and
 in a volume only on a few slices. :func:`brush_strokes` imitates that from an exact truth
-so that training from sparse labels can be tested against the dense truth.
+so that training from sparse labels can be tested against the dense truth. The labels go to
+each class in proportion to its area, or (``allocation="equal"``) in equal shares, as a
+person who paints several of the small objects, not just one, would spend them.
 
 A stroke is a random walk with momentum: the heading turns by an angular velocity that
 itself drifts slowly, so strokes curve smoothly instead of jittering. The walk stays on the
@@ -42,6 +44,7 @@ def brush_strokes(
     max_strokes: int | None = None,
     zero_is_class: bool = True,
     n_slices: int | None = None,
+    allocation: str = "area",
 ) -> np.ndarray:
     """Scribble labels inside each class of a truth image, as a person would draw them.
 
@@ -50,10 +53,11 @@ def brush_strokes(
     truth : (M, N) or (P, M, N) integer ndarray
         Dense class labels (e.g. a simulator's ``truth``), non-negative.
     fraction : float, optional
-        Fraction of each class's pixels to label, in ``(0, 1]``; in 3D, of its voxels on
-        the annotated slices. Strokes stop once the fraction is reached, so coverage
-        exceeds it by at most one brush footprint; a class too thin for the brush to
-        reach it gets less (see Notes).
+        Fraction to label, in ``(0, 1]``: of each class's pixels with ``allocation="area"``,
+        of all pixels with ``allocation="equal"``; in 3D, of the voxels on the annotated
+        slices. Strokes stop once a class's share is reached, so coverage exceeds it by at
+        most one brush footprint; a class too thin for the brush to reach it gets less (see
+        Notes).
     width : int, optional
         Brush diameter in pixels; the brush is a disc of radius ``width // 2``, so an even
         width draws like the next odd one.
@@ -73,6 +77,13 @@ def brush_strokes(
         3D only: number of evenly spaced slices along the first axis to annotate; default
         ``max(3, P // 16)`` (at most ``P``). A slice is added for any class that none of
         them shows, so every class present is labelled.
+    allocation : {"area", "equal"}, optional
+        How the labels are shared among the classes. ``"area"`` (default): each class gets
+        ``fraction`` of its own pixels, so a class covering 7 % of the image gets 7 % of
+        the labels, often a single stroke. ``"equal"``: ``fraction`` of all pixels (of
+        each annotated slice in 3D) split equally among the classes drawn there, as a
+        person spends about the same effort on every class however small; a class smaller
+        than its share gets at most all its pixels.
 
     Returns
     -------
@@ -99,6 +110,11 @@ def brush_strokes(
     [0, 1, 2]
     >>> bool(np.all(truth[labels == 2] == 1) and np.all(truth[labels == 1] == 0))
     True
+    >>> [int((labels == k).sum()) for k in (1, 2)]  # 5 % of each class: the larger gets more
+    [154, 52]
+    >>> equal = brush_strokes(truth, fraction=0.05, width=3, seed=0, allocation="equal")
+    >>> [int((equal == k).sum()) for k in (1, 2)]  # 5 % of the image, half for each class
+    [104, 103]
     """
     truth = _check_truth(truth)
     fraction = _check_number("fraction", fraction, low=0.0, high=1.0)
@@ -108,6 +124,8 @@ def brush_strokes(
         max_strokes = _check_count("max_strokes", max_strokes, low=1)
     if not isinstance(zero_is_class, (bool, np.bool_)):
         raise TypeError(f"zero_is_class must be True or False, got {type(zero_is_class).__name__}")
+    if allocation not in ("area", "equal"):
+        raise ValueError(f"allocation must be 'area' or 'equal', got {allocation!r}")
     present = np.unique(truth)
     values = _check_classes(classes, present, zero_is_class=bool(zero_is_class))
     offset = 1 if zero_is_class else 0
@@ -116,7 +134,8 @@ def brush_strokes(
         raise ValueError(f"truth values must give labels up to 65535, got a label of {top}")
     labels = np.zeros(truth.shape, dtype=np.uint8 if top <= 255 else np.uint16)
     rng = np.random.default_rng(seed)
-    brush = _Brush(fraction=fraction, radius=width // 2, max_strokes=max_strokes, rng=rng)
+    brush = _Brush(fraction=fraction, radius=width // 2, max_strokes=max_strokes, rng=rng,
+                   equal=allocation == "equal")
     if truth.ndim == 2:
         brush.draw(truth, labels, values, offset)
         return labels
@@ -129,22 +148,28 @@ class _Brush:
     """Draws the strokes of every class on one 2D image (a slice of a volume)."""
 
     def __init__(self, *, fraction: float, radius: int, max_strokes: int | None,
-                 rng: np.random.Generator) -> None:
+                 rng: np.random.Generator, equal: bool = False) -> None:
         self.fraction = fraction
         self.radius = radius
         self.max_strokes = max_strokes
         self.rng = rng
+        self.equal = equal
 
     def draw(self, truth: np.ndarray, labels: np.ndarray, values: Sequence[int],
              offset: int) -> None:
-        for value in values:
-            mask = truth == value
-            area = int(mask.sum())
-            if area:
-                self._class_strokes(mask, labels, value + offset, area)
+        masks = [(value, truth == value) for value in values]
+        masks = [(value, mask, int(mask.sum())) for value, mask in masks]
+        drawn = sum(1 for *_, area in masks if area)
+        for value, mask, area in masks:
+            if not area:
+                continue
+            # equal: the class's share of the slice, at most the whole class
+            target = (min(area, math.ceil(self.fraction * truth.size / drawn - 1e-9))
+                      if self.equal else math.ceil(self.fraction * area - 1e-9))
+            self._class_strokes(mask, labels, value + offset, area, max(1, target))
 
     def _class_strokes(self, mask: np.ndarray, labels: np.ndarray, label: int,
-                       area: int) -> None:
+                       area: int, target: int) -> None:
         # The walk runs where the whole brush fits in the class; a class too thin for the
         # brush gets the largest brush that fits (down to one pixel).
         for radius in range(self.radius, -1, -1):
@@ -152,7 +177,6 @@ class _Brush:
             track = ndimage.binary_erosion(mask, footprint) if radius else mask
             if track.any():
                 break
-        target = max(1, math.ceil(self.fraction * area - 1e-9))
         length = max(10.0 * (2 * radius + 1), 0.5 * math.sqrt(area))
         limit = self.max_strokes if self.max_strokes is not None else math.inf
         covered, strokes, idle = 0, 0, 0
