@@ -18,9 +18,17 @@ Protocol: train on the left half ``[:, :512]``, Dice of the foreground on the ri
    ``WINDOW_CHOICES``; the chosen window then runs the row-3 protocol. 4c (not with
    --quick): row 3b's features and ``stages=2`` trained on the strokes of each seed (median
    Dice), against row 3b's dense result.
+   3c: rows 3 and 3b followed by ``niseg predict --fill-holes``
+   (``niseg.objects.postprocess(fill_holes=True)``), timed with the prediction.
 4. sparse labels: ``brush_strokes`` over about 1 % of each class of the left half,
    ``fit(labels=...)``: Dice within 0.05 of the dense result (single stage, the median Dice
    of stroke seeds 0, 1, 2; and stages=2 with that seed's strokes, not with --quick).
+   4d: strokes over 1 % of the left half split equally between the classes
+   (``brush_strokes(allocation="equal")``, a person painting the mitochondria as much as the
+   background), single stage; 4e (not with --quick): the same strokes with row 3b's
+   features and stages=2. 4f (not with --quick): 1 % of the left-half pixels drawn at
+   random, half from each class, with row 3b's method: not strokes, but the most spread-out
+   1 % any annotator could give, so a bound on what 1 % of labels can reach.
 5. ``select_features=True``: features kept, Dice and time against the full set.
 6. memory of ``predict_tiled`` on 2048^2, 4096^2 and 8192^2 images (see
    ``bench_classify_memory.py``): working memory within 20 % across sizes.
@@ -53,6 +61,7 @@ from niseg.classify import PixelClassifier
 from niseg.features import FeatureSpec
 from niseg.io import read_image
 from niseg.metrics import dice
+from niseg.objects import postprocess
 from niseg.simulate import brush_strokes
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "em_mitochondria"
@@ -80,10 +89,26 @@ def dice_right(foreground: np.ndarray, truth: np.ndarray, split: int = SPLIT) ->
 
 
 def sparse_labels(truth_left: np.ndarray, fraction: float = SPARSE_FRACTION,
-                  seed: int = 0) -> tuple[np.ndarray, float]:
-    """Brush strokes over ``fraction`` of each class (label 1 = background, 2 = foreground),
+                  seed: int = 0, allocation: str = "area") -> tuple[np.ndarray, float]:
+    """Brush strokes over ``fraction`` of each class (``allocation="area"``) or of the image
+    split equally between the classes (``"equal"``), label 1 = background, 2 = foreground;
     and the fraction of all pixels they actually cover."""
-    labels = brush_strokes(truth_left, fraction=fraction, width=BRUSH_WIDTH, seed=seed)
+    labels = brush_strokes(truth_left, fraction=fraction, width=BRUSH_WIDTH, seed=seed,
+                           allocation=allocation)
+    return labels, float(np.count_nonzero(labels) / labels.size)
+
+
+def scattered_labels(truth_left: np.ndarray, fraction: float = SPARSE_FRACTION,
+                     seed: int = 0) -> tuple[np.ndarray, float]:
+    """``fraction`` of all pixels drawn at random, half from each class (fewer where a class
+    is smaller), labelled like :func:`sparse_labels`; and the fraction covered."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros(truth_left.shape, np.uint8)
+    share = round(fraction * truth_left.size / 2)
+    for value in (0, 1):
+        where = np.flatnonzero(truth_left.ravel() == value)
+        picked = rng.choice(where, size=min(share, where.size), replace=False)
+        labels.flat[picked] = value + 1
     return labels, float(np.count_nonzero(labels) / labels.size)
 
 
@@ -130,8 +155,13 @@ def make_model(features: str | FeatureSpec, **params: Any) -> PixelClassifier:
 
 def niseg_run(image: np.ndarray, *, masks: np.ndarray | None = None,
               labels: np.ndarray | None = None, foreground: int = 1, split: int = SPLIT,
-              features: str | FeatureSpec = "ilastik", **params: Any) -> dict[str, Any]:
-    """Fit a PixelClassifier on the left half, predict the whole image; times, foreground."""
+              features: str | FeatureSpec = "ilastik", fill_holes: bool = False,
+              **params: Any) -> dict[str, Any]:
+    """Fit a PixelClassifier on the left half, predict the whole image; times, foreground.
+
+    With ``fill_holes`` the result also holds ``filled``, the foreground after
+    ``postprocess(fill_holes=True)`` (what ``niseg predict --fill-holes`` writes), and
+    ``fill_s``, the time that took."""
     model = make_model(features, **params)
     left = image[:, :split]
     start = time.perf_counter()
@@ -142,7 +172,7 @@ def niseg_run(image: np.ndarray, *, masks: np.ndarray | None = None,
     t_fit = time.perf_counter()
     predicted = model.predict(image)
     t_predict = time.perf_counter()
-    return {
+    result = {
         "fit_s": t_fit - start,
         "predict_s": t_predict - t_fit,
         "total_s": t_predict - start,
@@ -150,6 +180,11 @@ def niseg_run(image: np.ndarray, *, masks: np.ndarray | None = None,
         "n_features": features_used(model),
         "halo": [int(h) for h in model.halo],
     }
+    if fill_holes:
+        filled = postprocess(result["foreground"].astype(np.uint8), fill_holes=True)
+        result["fill_s"] = time.perf_counter() - t_predict
+        result["filled"] = filled != 0
+    return result
 
 
 def window_features(window: int | None, base: str = "ilastik") -> str | FeatureSpec:
@@ -200,6 +235,8 @@ def median_of(run: Callable[[], dict[str, Any]], repeats: int, truth: np.ndarray
         load = loadavg()
         result = run()
         result["dice"] = dice_right(result.pop("foreground"), truth, split)
+        if "filled" in result:
+            result["dice_filled"] = dice_right(result.pop("filled"), truth, split)
         result["load"] = max(load, loadavg())
         runs.append(result)
         print(f"  ... {label}: {result['total_s']:.1f} s, Dice {result['dice']:.4f}, load "
@@ -220,12 +257,14 @@ def median_seed(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def stroke_runs(image: np.ndarray, truth: np.ndarray, truth_left: np.ndarray, label: str,
+                draw: Callable[..., tuple[np.ndarray, float]] = sparse_labels,
                 **params: Any) -> list[dict[str, Any]]:
-    """One run per stroke seed of :data:`SPARSE_SEEDS` (``niseg_run`` with ``params``), each
-    with its seed and the fraction of all left-half pixels and of its foreground labelled."""
+    """One run per seed of :data:`SPARSE_SEEDS` of the labels ``draw(truth_left, seed=seed)``
+    (``niseg_run`` with ``params``), each with its seed and the fraction of all left-half
+    pixels and of its foreground labelled."""
     runs = []
     for seed in SPARSE_SEEDS:
-        labels, covered = sparse_labels(truth_left, seed=seed)
+        labels, covered = draw(truth_left, seed=seed)
         run = median_of(lambda labels=labels: niseg_run(image, labels=labels, foreground=2,
                                                         **params),
                         1, truth, label=f"{label} seed {seed}")
@@ -249,6 +288,14 @@ def stages_rows(name: str, run: dict[str, Any], ref: dict[str, Any],
             ["", "time", fmt_run(run), _common.fmt_time(ref["total_s"]),
              f"<= {SLOWDOWN_STAGES:.0f}x reference (got {ratio:.2f}x)",
              verdict(ratio <= SLOWDOWN_STAGES), ""]]
+
+
+def filled_rows(name: str, run: dict[str, Any], ref: dict[str, Any]) -> list[list[str]]:
+    """:func:`stages_rows` of a run after ``--fill-holes``: its Dice then, its time plus the
+    filling's."""
+    filled = dict(run, dice=run["dice_filled"], total_s=run["total_s"] + run["fill_s"],
+                  predict_s=run["predict_s"] + run["fill_s"])
+    return stages_rows(name, filled, ref, digits=4)
 
 
 def gap_row(name: str, sparse: dict[str, Any], dense_name: str, dense_dice: float) -> list[str]:
@@ -306,21 +353,26 @@ def main(argv: list[str] | None = None) -> int:
 
     stages_ok = has_parameter("stages")
     if stages_ok:
-        staged = median_of(lambda: niseg_run(image, masks=truth_left, stages=2), repeats,
-                           truth, label="stages=2")
+        staged = median_of(lambda: niseg_run(image, masks=truth_left, stages=2,
+                                             fill_holes=True),
+                           repeats, truth, label="stages=2")
         results["stages2"] = staged
         rows.extend(stages_rows("3 niseg ilastik, stages=2, dense mask", staged, ref))
         if not args.quick:
             window, scores = choose_window(image[:, :SPLIT], truth_left)
             spec = window_features(window)
             windowed = median_of(lambda: niseg_run(image, masks=truth_left, stages=2,
-                                                   features=spec),
+                                                   features=spec, fill_holes=True),
                                  repeats, truth, label=f"stages=2, window {window}")
             windowed.update(window=window, window_scores={str(w): d for w, d in scores.items()})
             results["stages2_local_stats"] = windowed
             tried = ", ".join(f"{w}: {d:.3f}" for w, d in scores.items())
             rows.extend(stages_rows(f"3b niseg ilastik + local stats, window {window} (left-half "
                                     f"CV {tried}), stages=2", windowed, ref, digits=4))
+        rows.extend(filled_rows("3c row 3 + niseg predict --fill-holes", staged, ref))
+        if "stages2_local_stats" in results:
+            rows.extend(filled_rows("3c row 3b + niseg predict --fill-holes",
+                                    results["stages2_local_stats"], ref))
     else:
         rows.append(["3 niseg ilastik, stages=2, dense mask", "-", "not available", "",
                      f"dice >= {DICE_STAGES}, <= 2x ref", verdict(None), ""])
@@ -351,6 +403,31 @@ def main(argv: list[str] | None = None) -> int:
         each = ", ".join(f"{r['dice']:.3f}" for r in runs)
         rows.append(gap_row(f"4c as 3b, strokes (seed {middle['seed']}: median of {each})",
                             middle, "dense 3b", dense["dice"]))
+
+    def equal_strokes(truth_left: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+        return sparse_labels(truth_left, seed=seed, allocation="equal")
+
+    equal_runs = stroke_runs(image, truth, truth_left, "equal strokes", draw=equal_strokes)
+    results["sparse_equal_seeds"] = equal_runs
+    middle = median_seed(equal_runs)
+    each = ", ".join(f"{r['dice']:.3f}" for r in equal_runs)
+    rows.append(gap_row(f"4d 1 stage, strokes on {100 * middle['covered']:.2f} % split equally "
+                        f"between the classes (seed {middle['seed']}: median of {each})",
+                        middle, "dense", single["dice"]))
+    if "stages2_local_stats" in results:
+        dense = results["stages2_local_stats"]
+        spec = window_features(dense["window"])
+        for key, name, draw in (
+                ("sparse_equal_stages2_local_stats", "4e as 3b, the strokes of 4d", equal_strokes),
+                ("scattered_stages2_local_stats", "4f as 3b, 1 % of pixels at random, half per "
+                 "class (not strokes: a bound)", scattered_labels)):
+            runs = stroke_runs(image, truth, truth_left, key, draw=draw, stages=2,
+                               features=spec)
+            results[key] = runs
+            middle = median_seed(runs)
+            each = ", ".join(f"{r['dice']:.3f}" for r in runs)
+            rows.append(gap_row(f"{name} (seed {middle['seed']}: median of {each})", middle,
+                                "dense 3b", dense["dice"]))
 
     if has_parameter("select_features"):
         chosen = median_of(lambda: niseg_run(image, masks=truth_left, select_features=True),

@@ -45,6 +45,51 @@ def test_sparse_labels_cover_about_the_fraction_of_each_class():
     assert 0.04 <= covered <= 0.08
 
 
+def test_equal_strokes_and_scattered_pixels_split_the_labels_between_classes():
+    _, truth = _scene((96, 192))
+    labels, covered = bc.sparse_labels(truth, fraction=0.05, seed=1, allocation="equal")
+    counts = [np.count_nonzero(labels == k) for k in (1, 2)]
+    share = 0.05 * truth.size / 2
+    assert all(share <= c <= share + 9 for c in counts), counts
+    assert np.all(truth[labels == 2] == 1) and np.all(truth[labels == 1] == 0)
+    assert covered == pytest.approx(np.count_nonzero(labels) / labels.size)
+    scattered, covered = bc.scattered_labels(truth, fraction=0.05, seed=1)
+    assert [np.count_nonzero(scattered == k) for k in (1, 2)] == [round(share)] * 2
+    assert np.all(truth[scattered == 2] == 1) and np.all(truth[scattered == 1] == 0)
+    assert covered == pytest.approx(2 * round(share) / truth.size)
+    # spread out, not strokes: most background labels have no labelled neighbour
+    from scipy import ndimage
+
+    def alone(marks):
+        neighbours = ndimage.convolve(marks.astype(int), np.ones((3, 3), int), mode="constant")
+        return np.mean(neighbours[marks] == 1)
+
+    assert alone(scattered == 1) > 0.6 and alone(labels == 1) < 0.05
+    again, _ = bc.scattered_labels(truth, fraction=0.05, seed=1)
+    np.testing.assert_array_equal(scattered, again)
+    # a class smaller than its share gives all its pixels
+    tiny = np.zeros((40, 40), np.uint8)
+    tiny[:3, :3] = 1
+    few, _ = bc.scattered_labels(tiny, fraction=0.1, seed=0)
+    assert np.count_nonzero(few == 2) == 9 and np.count_nonzero(few == 1) == 80
+
+
+def test_fill_holes_run_scores_the_filled_foreground():
+    image, truth = _scene()
+    # a dark hole in the middle of one disc: the pixel classifier calls it background
+    image = image.copy()
+    image[34:39, 78:83] = 60  # in a disc of the right half, never trained on
+    run = bc.niseg_run(image, masks=truth[:, :48], split=48, features="fast", fill_holes=True)
+    assert run["fill_s"] >= 0.0
+    assert not run["foreground"][36, 80] and run["filled"][36, 80]
+    assert np.all(run["filled"] >= run["foreground"])  # filling only adds
+    chosen = bc.median_of(lambda: dict(run), 1, truth, split=48)
+    assert chosen["dice_filled"] > chosen["dice"]
+    rows = bc.filled_rows("3c", chosen, {"dice": 0.5, "total_s": 100.0})
+    assert rows[0][2] == f"{chosen['dice_filled']:.4f}"
+    assert f"{(run['total_s'] + run['fill_s']) / 100.0:.2f}x" in rows[1][4]
+
+
 def test_reference_and_niseg_runs_segment_the_discs():
     image, truth = _scene()
     ref = bc.reference_run(image, truth, split=48)
