@@ -417,10 +417,10 @@ def main(argv: list[str] | None = None) -> int:
     if "stages2_local_stats" in results:
         dense = results["stages2_local_stats"]
         spec = window_features(dense["window"])
+        bound = "4f as 3b, 1 % of pixels at random, half per class (not strokes: a bound)"
         for key, name, draw in (
                 ("sparse_equal_stages2_local_stats", "4e as 3b, the strokes of 4d", equal_strokes),
-                ("scattered_stages2_local_stats", "4f as 3b, 1 % of pixels at random, half per "
-                 "class (not strokes: a bound)", scattered_labels)):
+                ("scattered_stages2_local_stats", bound, scattered_labels)):
             runs = stroke_runs(image, truth, truth_left, key, draw=draw, stages=2,
                                features=spec)
             results[key] = runs
