@@ -189,6 +189,7 @@ def test_volume_strokes_are_on_a_few_slices_and_cover_every_class():
     ({"zero_is_class": 1}, TypeError, "zero_is_class must be True or False"),
     ({"seed": -1}, ValueError, "seed must be a non-negative integer"),
     ({"allocation": "balanced"}, ValueError, "allocation must be 'area' or 'equal'"),
+    ({"allocation": None}, ValueError, "allocation must be 'area' or 'equal'"),
 ])
 def test_bad_arguments(kwargs, error, message):
     args = {"truth": np.zeros((16, 16), np.uint8), **kwargs}

@@ -124,7 +124,7 @@ def brush_strokes(
         max_strokes = _check_count("max_strokes", max_strokes, low=1)
     if not isinstance(zero_is_class, (bool, np.bool_)):
         raise TypeError(f"zero_is_class must be True or False, got {type(zero_is_class).__name__}")
-    if allocation not in ("area", "equal"):
+    if not isinstance(allocation, str) or allocation not in ("area", "equal"):
         raise ValueError(f"allocation must be 'area' or 'equal', got {allocation!r}")
     present = np.unique(truth)
     values = _check_classes(classes, present, zero_is_class=bool(zero_is_class))
