@@ -157,16 +157,18 @@ class _Brush:
 
     def draw(self, truth: np.ndarray, labels: np.ndarray, values: Sequence[int],
              offset: int) -> None:
-        masks = [(value, truth == value) for value in values]
-        masks = [(value, mask, int(mask.sum())) for value, mask in masks]
-        drawn = sum(1 for *_, area in masks if area)
-        for value, mask, area in masks:
+        if not values:
+            return
+        areas = np.bincount(truth.ravel(), minlength=max(values) + 1)
+        drawn = sum(1 for value in values if areas[value])
+        for value in values:
+            area = int(areas[value])
             if not area:
                 continue
             # equal: the class's share of the slice, at most the whole class
             target = (min(area, math.ceil(self.fraction * truth.size / drawn - 1e-9))
                       if self.equal else math.ceil(self.fraction * area - 1e-9))
-            self._class_strokes(mask, labels, value + offset, area, max(1, target))
+            self._class_strokes(truth == value, labels, value + offset, area, max(1, target))
 
     def _class_strokes(self, mask: np.ndarray, labels: np.ndarray, label: int,
                        area: int, target: int) -> None:
