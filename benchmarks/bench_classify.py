@@ -274,6 +274,11 @@ def stroke_runs(image: np.ndarray, truth: np.ndarray, truth_left: np.ndarray, la
     return runs
 
 
+def equal_strokes(truth_left: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float]:
+    """:func:`sparse_labels` with the budget split equally between the classes."""
+    return sparse_labels(truth_left, seed=seed, allocation="equal")
+
+
 def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
@@ -304,6 +309,17 @@ def gap_row(name: str, sparse: dict[str, Any], dense_name: str, dense_dice: floa
     return [name, "dice", f"{sparse['dice']:.3f}", f"{dense_name} {dense_dice:.3f}",
             f"dense - sparse <= {SPARSE_GAP} (got {gap:+.3f})", verdict(gap <= SPARSE_GAP),
             f"{max(sparse['loads']):.1f}"]
+
+
+def seeds_gap_row(name: str, runs: list[dict[str, Any]], dense_name: str,
+                  dense_dice: float) -> list[str]:
+    """:func:`gap_row` of the median seed of ``runs``, every seed's Dice in its name;
+    ``{covered}`` in ``name`` becomes the percentage of pixels that seed labelled."""
+    middle = median_seed(runs)
+    each = ", ".join(f"{r['dice']:.3f}" for r in runs)
+    label = name.format(covered=100 * middle["covered"])
+    return gap_row(f"{label} (seed {middle['seed']}: median of {each})", middle, dense_name,
+                   dense_dice)
 
 
 def fmt_run(r: dict[str, Any]) -> str:
@@ -394,40 +410,25 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(gap_row(f"4b niseg stages=2, strokes of seed {sparse['seed']}", sparse2,
                             "dense", results["stages2"]["dice"]))
         rows.append(["", "time", fmt_run(sparse2), "", "", "", ""])
-    if "stages2_local_stats" in results:
-        dense = results["stages2_local_stats"]
-        runs = stroke_runs(image, truth, truth_left, "sparse, stages=2, local stats,",
-                           stages=2, features=window_features(dense["window"]))
-        results["sparse_stages2_local_stats"] = runs
-        middle = median_seed(runs)
-        each = ", ".join(f"{r['dice']:.3f}" for r in runs)
-        rows.append(gap_row(f"4c as 3b, strokes (seed {middle['seed']}: median of {each})",
-                            middle, "dense 3b", dense["dice"]))
-
-    def equal_strokes(truth_left: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
-        return sparse_labels(truth_left, seed=seed, allocation="equal")
-
-    equal_runs = stroke_runs(image, truth, truth_left, "equal strokes", draw=equal_strokes)
-    results["sparse_equal_seeds"] = equal_runs
-    middle = median_seed(equal_runs)
-    each = ", ".join(f"{r['dice']:.3f}" for r in equal_runs)
-    rows.append(gap_row(f"4d 1 stage, strokes on {100 * middle['covered']:.2f} % split equally "
-                        f"between the classes (seed {middle['seed']}: median of {each})",
-                        middle, "dense", single["dice"]))
-    if "stages2_local_stats" in results:
-        dense = results["stages2_local_stats"]
-        spec = window_features(dense["window"])
-        bound = "4f as 3b, 1 % of pixels at random, half per class (not strokes: a bound)"
-        for key, name, draw in (
-                ("sparse_equal_stages2_local_stats", "4e as 3b, the strokes of 4d", equal_strokes),
-                ("scattered_stages2_local_stats", bound, scattered_labels)):
-            runs = stroke_runs(image, truth, truth_left, key, draw=draw, stages=2,
-                               features=spec)
-            results[key] = runs
-            middle = median_seed(runs)
-            each = ", ".join(f"{r['dice']:.3f}" for r in runs)
-            rows.append(gap_row(f"{name} (seed {middle['seed']}: median of {each})", middle,
-                                "dense 3b", dense["dice"]))
+    # Rows 4c-4f, in this order: row 3b's method on strokes (4c), equal-split strokes with
+    # one stage (4d) and with 3b's method (4e), scattered pixels with 3b's method (4f).
+    equal = "4d 1 stage, strokes on {covered:.2f} % split equally between the classes"
+    bound = "4f as 3b, 1 % of pixels at random, half per class (not strokes: a bound)"
+    variants = [("sparse_equal_seeds", equal, equal_strokes, {}, "dense", single["dice"])]
+    dense = results.get("stages2_local_stats")
+    if dense is not None:
+        local = {"stages": 2, "features": window_features(dense["window"])}
+        variants = [("sparse_stages2_local_stats", "4c as 3b, strokes", sparse_labels, local,
+                     "dense 3b", dense["dice"]),
+                    *variants,
+                    ("sparse_equal_stages2_local_stats", "4e as 3b, the strokes of 4d",
+                     equal_strokes, local, "dense 3b", dense["dice"]),
+                    ("scattered_stages2_local_stats", bound, scattered_labels, local,
+                     "dense 3b", dense["dice"])]
+    for key, name, draw, params, dense_name, dense_dice in variants:
+        runs = stroke_runs(image, truth, truth_left, key, draw=draw, **params)
+        results[key] = runs
+        rows.append(seeds_gap_row(name, runs, dense_name, dense_dice))
 
     if has_parameter("select_features"):
         chosen = median_of(lambda: niseg_run(image, masks=truth_left, select_features=True),

@@ -173,3 +173,15 @@ def test_median_seed_picks_the_middle_dice():
     runs = [{"seed": 0, "dice": 0.7}, {"seed": 1, "dice": 0.3}, {"seed": 2, "dice": 0.5}]
     assert bc.median_seed(runs)["seed"] == 2
     assert bc.median_seed(runs[:2])["seed"] == 1  # even count: the lower middle
+
+
+def test_seeds_gap_row_names_the_median_seed_and_every_dice():
+    runs = [{"seed": 0, "dice": 0.70, "covered": 0.0101, "loads": [1.0]},
+            {"seed": 1, "dice": 0.60, "covered": 0.0102, "loads": [1.5]},
+            {"seed": 2, "dice": 0.65, "covered": 0.0103, "loads": [2.0]}]
+    row = bc.seeds_gap_row("4d strokes on {covered:.2f} %", runs, "dense", 0.72)
+    assert row[0] == "4d strokes on 1.03 % (seed 2: median of 0.700, 0.600, 0.650)"
+    assert row[2] == "0.650" and row[3] == "dense 0.720"
+    assert "+0.070" in row[4] and row[5] == "FAIL"
+    labels, _ = bc.equal_strokes(np.pad(np.ones((20, 20), np.uint8), 20), seed=0)
+    assert abs(np.count_nonzero(labels == 1) - np.count_nonzero(labels == 2)) <= 9

@@ -196,3 +196,12 @@ def test_bad_arguments(kwargs, error, message):
     truth = args.pop("truth")
     with pytest.raises(error, match=message):
         brush_strokes(truth, **args)
+
+
+def test_a_huge_unused_truth_value_costs_no_memory():
+    truth = np.zeros((40, 40), dtype=np.int64)
+    truth[10:30, 10:30] = 1
+    truth[0, 0] = 2**40  # a value far beyond any label, not drawn
+    labels = brush_strokes(truth, fraction=0.05, seed=0, classes=[1], allocation="equal")
+    assert 80 <= np.count_nonzero(labels == 2) <= 89  # the one class drawn takes the whole 5 %
+    assert set(np.unique(labels).tolist()) == {0, 2}

@@ -157,12 +157,11 @@ class _Brush:
 
     def draw(self, truth: np.ndarray, labels: np.ndarray, values: Sequence[int],
              offset: int) -> None:
-        if not values:
-            return
-        areas = np.bincount(truth.ravel(), minlength=max(values) + 1)
-        drawn = sum(1 for value in values if areas[value])
+        present, counts = np.unique(truth, return_counts=True)
+        areas = dict(zip(present.tolist(), counts.tolist()))
+        drawn = sum(1 for value in values if value in areas)
         for value in values:
-            area = int(areas[value])
+            area = areas.get(value, 0)
             if not area:
                 continue
             # equal: the class's share of the slice, at most the whole class
