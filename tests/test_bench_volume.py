@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
 import bench_volume
@@ -22,6 +23,7 @@ def test_phantom_slabs_join_into_the_whole_volume():
     assert 0.01 < float((whole >= 0.5).mean()) < 0.5
 
 
+@pytest.mark.slow  # a whole benchmark run, 45 s: part of the full suite
 def test_quick_run_prints_memory_time_and_equality(tmp_path, capsys):
     assert bench_volume.main(["--quick", "--json", str(tmp_path / "r.json")]) == 0
     text = capsys.readouterr().out

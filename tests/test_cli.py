@@ -276,6 +276,7 @@ def test_simulate_rejects_bad_arguments(tmp_path, capsys):
 # -------------------------------------------------------------------------------- demo
 
 
+@pytest.mark.slow  # the whole demo, 35 s: part of the full suite
 def test_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     status, stdout, err = run(capsys, "demo", "-o", out)

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 HIDE_TORCH = textwrap.dedent(
     """
     import importlib.abc, sys
@@ -56,6 +58,7 @@ def test_every_module_but_deep_imports_without_torch(tmp_path):
     assert "imported" in result.stdout
 
 
+@pytest.mark.slow  # the whole demo, 25 s: part of the full suite
 def test_demo_runs_without_torch(tmp_path):
     code = """
     from niseg.cli import main

@@ -61,9 +61,11 @@ def test_second_stage_improves_dice_and_halo_adds_up():
 
 def test_tiled_equals_untiled_2d_two_and_three_stages():
     image, truth = blobs((70, 60), seed=3)
-    for stages in (2, 3):
+    # the default context bank (halo 64, larger than the image) at two stages; a small one at
+    # three, whose tiles would otherwise each be padded by 132 px to about 290 x 280 pixels
+    for stages, context in ((2, "context"), (3, TINY_CONTEXT)):
         model = PixelClassifier(features=SMALL, n_estimators=6, max_samples_per_class=500,
-                                stages=stages).fit(image, masks=truth)
+                                stages=stages, context_features=context).fit(image, masks=truth)
         whole = model.predict_proba(image)
         labels, proba = predict_tiled(model, image, tile=(23, 19), output="both")
         np.testing.assert_array_equal(proba, whole)
