@@ -16,8 +16,8 @@ if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
 
     threadpool_limits(1, user_api="blas")  # NumPy's BLAS may be loaded already
 
-import matplotlib  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 
