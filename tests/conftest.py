@@ -21,6 +21,18 @@ import pytest
 
 matplotlib.use("Agg")
 
+#: Doctests that run the whole demo (end to end, about 9 s): marked ``slow`` like the demo's
+#: other end-to-end tests, so ``pytest -m "not slow"`` stays under 3 minutes.
+SLOW_DOCTESTS = ("niseg.demo.run_demo",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the doctests of :data:`SLOW_DOCTESTS` ``slow`` (a docstring takes no marker)."""
+    for item in items:
+        if item.name in SLOW_DOCTESTS:
+            item.add_marker(pytest.mark.slow)
+
+
 #: The real measurements shared beside the repository (never copied into it).
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 

@@ -128,6 +128,7 @@ def test_resume_redoes_only_unrecorded_chunks_and_gives_identical_outputs(
     assert again.skipped == ["v"] and again.done == []
 
 
+@pytest.mark.slow  # a local cluster of worker processes, end to end: part of the full suite
 def test_cli_run_with_worker_processes_and_without_torch(tmp_path, capsys):
     from cli_helpers import run
     from niseg.batch import open_client
