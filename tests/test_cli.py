@@ -42,13 +42,15 @@ def test_console_script_prints_one_line_without_traceback(tmp_path):
     exe = Path(sys.executable).with_name("niseg")
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "niseg.cli"]
     result = subprocess.run(
-        [*command, "info", str(tmp_path / "missing.tif")], capture_output=True, text=True
+        [*command, "info", str(tmp_path / "missing.tif")], capture_output=True, text=True,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
     assert "missing.tif" in result.stderr
     debug = subprocess.run(
-        [*command, "--debug", "info", str(tmp_path / "missing.tif")], capture_output=True, text=True
+        [*command, "--debug", "info", str(tmp_path / "missing.tif")], capture_output=True, text=True,
+        check=False,
     )
     assert debug.returncode != 0 and "Traceback" in debug.stderr
 
@@ -116,7 +118,7 @@ def test_convert_keeps_values_and_metadata(tmp_path, capsys):
     image = np.random.default_rng(1).random((20, 30)).astype(np.float32)
     src = tmp_path / "in.tif"
     write_image(src, image, {"axes": "yx", "pixel_size": (10.0, 10.0), "unit": "um", "exposure_time": 2.5})
-    status, out, err = run(capsys, "convert", src, "-o", tmp_path / "out.fits")
+    status, _, err = run(capsys, "convert", src, "-o", tmp_path / "out.fits")
     assert status == 0, err
     back, meta = read_image(tmp_path / "out.fits")
     np.testing.assert_array_equal(back, image)
@@ -179,7 +181,7 @@ def _binary_pair(tmp_path):
 
 
 def test_evaluate_json(tmp_path, capsys):
-    truth, pred = _binary_pair(tmp_path)
+    _binary_pair(tmp_path)
     status, out, _ = run(capsys, "evaluate", tmp_path / "truth.tif", tmp_path / "pred.tif", "--json")
     assert status == 0
     data = json.loads(out)
@@ -192,7 +194,7 @@ def test_evaluate_json(tmp_path, capsys):
 
 
 def test_evaluate_text_roi_ignore_and_proba(tmp_path, capsys):
-    truth, pred = _binary_pair(tmp_path)
+    truth, _ = _binary_pair(tmp_path)
     status, out, _ = run(capsys, "evaluate", tmp_path / "truth.tif", tmp_path / "pred.tif")
     assert status == 0 and "dice" in out and "confusion" in out
 

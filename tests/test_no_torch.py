@@ -32,6 +32,7 @@ def _run(code: str, tmp_path) -> subprocess.CompletedProcess:
         text=True,
         cwd=tmp_path,
         timeout=300,
+        check=False,
     )
 
 
