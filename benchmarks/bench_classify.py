@@ -27,8 +27,8 @@ Protocol: train on the left half ``[:, :512]``, Dice of the foreground on the ri
    (``brush_strokes(allocation="equal")``, a person painting the mitochondria as much as the
    background), single stage; 4e (not with --quick): the same strokes with row 3b's
    features and stages=2. 4f (not with --quick): 1 % of the left-half pixels drawn at
-   random, half from each class, with row 3b's method: not strokes, but the most spread-out
-   1 % any annotator could give, so a bound on what 1 % of labels can reach.
+   random, half from each class, with row 3b's method: not strokes, but more spread out than
+   any strokes; 1 % of labels placed without looking at the model.
 5. ``select_features=True``: features kept, Dice and time against the full set.
 6. memory of ``predict_tiled`` on 2048^2, 4096^2 and 8192^2 images (see
    ``bench_classify_memory.py``): working memory within 20 % across sizes.
@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     # Rows 4c-4f, in this order: row 3b's method on strokes (4c), equal-split strokes with
     # one stage (4d) and with 3b's method (4e), scattered pixels with 3b's method (4f).
     equal = "4d 1 stage, strokes on {covered:.2f} % split equally between the classes"
-    bound = "4f as 3b, 1 % of pixels at random, half per class (not strokes: a bound)"
+    bound = "4f as 3b, 1 % of pixels at random, half per class (not strokes)"
     variants = [("sparse_equal_seeds", equal, equal_strokes, {}, "dense", single["dice"])]
     dense = results.get("stages2_local_stats")
     if dense is not None:
