@@ -413,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     # Rows 4c-4f, in this order: row 3b's method on strokes (4c), equal-split strokes with
     # one stage (4d) and with 3b's method (4e), scattered pixels with 3b's method (4f).
     equal = "4d 1 stage, strokes on {covered:.2f} % split equally between the classes"
-    bound = "4f as 3b, 1 % of pixels at random, half per class (not strokes)"
+    scattered = "4f as 3b, 1 % of pixels at random, half per class (not strokes)"
     variants = [("sparse_equal_seeds", equal, equal_strokes, {}, "dense", single["dice"])]
     dense = results.get("stages2_local_stats")
     if dense is not None:
@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
                     *variants,
                     ("sparse_equal_stages2_local_stats", "4e as 3b, the strokes of 4d",
                      equal_strokes, local, "dense 3b", dense["dice"]),
-                    ("scattered_stages2_local_stats", bound, scattered_labels, local,
+                    ("scattered_stages2_local_stats", scattered, scattered_labels, local,
                      "dense 3b", dense["dice"])]
     for key, name, draw, params, dense_name, dense_dice in variants:
         runs = stroke_runs(image, truth, truth_left, key, draw=draw, **params)
