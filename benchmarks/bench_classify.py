@@ -29,6 +29,14 @@ Protocol: train on the left half ``[:, :512]``, Dice of the foreground on the ri
    features and stages=2. 4f (not with --quick): 1 % of the left-half pixels drawn at
    random, half from each class, with row 3b's method: not strokes, but more spread out than
    any strokes; 1 % of labels placed without looking at the model.
+   4g (not with --quick): labels placed as a person does in ilastik: equal-split strokes over
+   0.5 % of the left half, a single-stage model fitted on them, then equal-split strokes over
+   another 0.5 % inside the unlabelled pixels whose uncertainty (``predict_uncertainty``) is
+   at least its quantile ``q``; single stage, against the dense result. ``q`` is chosen
+   among ``GUIDE_QUANTILES`` by the 2-fold cross-validation of row 3b on the left half (both
+   rounds drawn on one fold's rows, Dice on the other, mean over folds and seeds). Where the
+   uncertain pixels of a class are too thin for the brush, the second round covers less.
+   4h: the strokes of 4g with row 3b's method, against row 3b's dense result.
 5. ``select_features=True``: features kept, Dice and time against the full set.
 6. memory of ``predict_tiled`` on 2048^2, 4096^2 and 8192^2 images (see
    ``bench_classify_memory.py``): working memory within 20 % across sizes.
@@ -73,6 +81,12 @@ DICE_SINGLE, DICE_STAGES, SPARSE_GAP = 0.72, 0.85, 0.05
 #: Row 3b: windows of the local statistics tried on the left half (None: ilastik bank alone).
 WINDOW_CHOICES = (None, 9, 15, 21)
 LOCAL_STATS = ("mean", "variance", "min", "max", "median")
+#: Rows 4g/4h: the second half of the stroke budget goes inside the unlabelled pixels whose
+#: uncertainty is at least this quantile of theirs, chosen among these on the left half
+#: (0.98 and 0.99 were added when the left half's best of 0.8/0.9/0.95 was 0.95, the edge).
+GUIDE_QUANTILES = (0.8, 0.9, 0.95, 0.98, 0.99)
+#: Seed offset of the second round's strokes, so they are not the first round's drawn again.
+GUIDE_SEED_OFFSET = 100
 SPEEDUP_SINGLE, SLOWDOWN_STAGES = 2.0, 2.0
 
 
@@ -195,6 +209,13 @@ def window_features(window: int | None, base: str = "ilastik") -> str | FeatureS
                                window=window)
 
 
+def left_half_folds(rows: int) -> list[tuple[slice, slice]]:
+    """The two folds of the training half's cross-validation: (train, held-out) row slices,
+    top half then bottom half trained on."""
+    middle = rows // 2
+    return [(slice(0, middle), slice(middle, None)), (slice(middle, None), slice(0, middle))]
+
+
 def choose_window(image_left: np.ndarray, truth_left: np.ndarray,
                   windows: tuple[int | None, ...] = WINDOW_CHOICES, *, stages: int = 2,
                   base: str = "ilastik") -> tuple[int | None, dict[int | None, float]]:
@@ -205,12 +226,10 @@ def choose_window(image_left: np.ndarray, truth_left: np.ndarray,
     the other way round. Returns the window with the best mean held-out Dice (the first of
     equals) and every window's mean.
     """
-    middle = truth_left.shape[0] // 2
-    folds = [(slice(0, middle), slice(middle, None)), (slice(middle, None), slice(0, middle))]
     scores: dict[int | None, float] = {}
     for window in windows:
         dices = []
-        for train, held in folds:
+        for train, held in left_half_folds(truth_left.shape[0]):
             model = make_model(window_features(window, base), stages=stages)
             model.fit(image_left[train], masks=truth_left[train])
             predicted = model.predict(image_left)
@@ -220,6 +239,78 @@ def choose_window(image_left: np.ndarray, truth_left: np.ndarray,
               file=sys.stderr, flush=True)
     best = max(scores, key=lambda w: scores[w])  # first of equals: dict order
     return best, scores
+
+
+def first_round(image_left: np.ndarray, truth_left: np.ndarray, seed: int = 0,
+                fraction: float = SPARSE_FRACTION,
+                features: str = "ilastik") -> tuple[np.ndarray, np.ndarray]:
+    """Equal-split strokes over half the budget, and the uncertainty of a single-stage model
+    fitted on them: what a person painting in ilastik sees after the first strokes."""
+    labels = brush_strokes(truth_left, fraction=fraction / 2, width=BRUSH_WIDTH, seed=seed,
+                           allocation="equal")
+    model = make_model(features)
+    model.fit(image_left, labels)
+    return labels, model.predict_uncertainty(image_left)
+
+
+def second_round(labels: np.ndarray, uncertainty: np.ndarray, truth_left: np.ndarray,
+                 quantile: float, seed: int = 0,
+                 fraction: float = SPARSE_FRACTION) -> tuple[np.ndarray, float]:
+    """``labels`` plus equal-split strokes over ``fraction / 2`` of the pixels, drawn inside
+    the unlabelled pixels whose uncertainty is at least its ``quantile`` among them (the
+    person paints where the model hesitates); and the fraction of all pixels now labelled."""
+    free = labels == 0
+    region = free & (uncertainty >= np.quantile(uncertainty[free], quantile))
+    guide = np.where(region, truth_left.astype(np.uint8) + 1, 0).astype(np.uint8)
+    new = brush_strokes(guide, fraction=fraction / 2, width=BRUSH_WIDTH,
+                        seed=GUIDE_SEED_OFFSET + seed, zero_is_class=False, allocation="equal")
+    out = labels.copy()
+    added = (new > 0) & free
+    out[added] = new[added]
+    return out, float(np.count_nonzero(out) / out.size)
+
+
+def choose_quantile(image_left: np.ndarray, truth_left: np.ndarray,
+                    quantiles: tuple[float, ...] = GUIDE_QUANTILES,
+                    seeds: tuple[int, ...] = SPARSE_SEEDS, *, fraction: float = SPARSE_FRACTION,
+                    features: str = "ilastik") -> tuple[float, dict[float, float]]:
+    """Pick :func:`second_round`'s quantile by the 2-fold cross-validation of
+    :func:`choose_window`: both rounds of strokes drawn on one fold's rows, a single-stage
+    model fitted there, Dice on the other fold; mean over folds and ``seeds``. Returns the
+    best quantile (the first of equals) and every quantile's mean."""
+    dices: dict[float, list[float]] = {q: [] for q in quantiles}
+    for train, held in left_half_folds(truth_left.shape[0]):
+        for seed in seeds:
+            labels, uncertainty = first_round(image_left[train], truth_left[train], seed,
+                                              fraction, features)
+            for q in quantiles:
+                both, _ = second_round(labels, uncertainty, truth_left[train], q, seed,
+                                       fraction)
+                model = make_model(features)
+                model.fit(image_left[train], both)
+                predicted = model.predict(image_left)
+                dices[q].append(dice(truth_left[held] != 0, predicted[held] == 2))
+    scores = {q: float(np.mean(d)) for q, d in dices.items()}
+    for q, d in dices.items():
+        print(f"  ... quantile {q}: left-half held-out Dice {', '.join(f'{x:.3f}' for x in d)}",
+              file=sys.stderr, flush=True)
+    return max(scores, key=lambda q: scores[q]), scores
+
+
+def guided_strokes(image_left: np.ndarray, quantile: float
+                   ) -> Callable[..., tuple[np.ndarray, float]]:
+    """A ``draw`` for :func:`stroke_runs`: :func:`first_round` then :func:`second_round` with
+    ``quantile``, each seed's labels computed once (rows 4g and 4h share them)."""
+    cache: dict[int, tuple[np.ndarray, float]] = {}
+
+    def draw(truth_left: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float]:
+        if seed not in cache:
+            labels, uncertainty = first_round(image_left, truth_left, seed)
+            cache[seed] = second_round(labels, uncertainty, truth_left, quantile, seed)
+        labels, covered = cache[seed]
+        return labels.copy(), covered
+
+    return draw
 
 
 def features_used(model: PixelClassifier) -> int:
@@ -425,6 +516,19 @@ def main(argv: list[str] | None = None) -> int:
                      equal_strokes, local, "dense 3b", dense["dice"]),
                     ("scattered_stages2_local_stats", scattered, scattered_labels, local,
                      "dense 3b", dense["dice"])]
+    if not args.quick:
+        # Rows 4g/4h: half the strokes, then half inside the first model's uncertain pixels.
+        quantile, scores = choose_quantile(image[:, :SPLIT], truth_left)
+        results["guided_quantile"] = {"chosen": quantile,
+                                      "scores": {str(q): d for q, d in scores.items()}}
+        tried = ", ".join(f"{q}: {d:.3f}" for q, d in scores.items())
+        guided = (f"4g 1 stage, strokes on {{covered:.2f}} %: half at random, half above the "
+                  f"{quantile} quantile of uncertainty (left-half CV {tried})")
+        draw = guided_strokes(image[:, :SPLIT], quantile)
+        variants.append(("guided_seeds", guided, draw, {}, "dense", single["dice"]))
+        if dense is not None:
+            variants.append(("guided_stages2_local_stats", "4h as 3b, the strokes of 4g", draw,
+                             local, "dense 3b", dense["dice"]))
     for key, name, draw, params, dense_name, dense_dice in variants:
         runs = stroke_runs(image, truth, truth_left, key, draw=draw, **params)
         results[key] = runs
@@ -476,6 +580,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"strokes, seed {r['seed']}: {100 * r['covered']:.2f} % of the left half's pixels "
               f"labelled ({100 * r['foreground_covered']:.2f} % of its foreground), brush width "
               f"{BRUSH_WIDTH}: Dice {r['dice']:.3f}")
+    for r in results.get("guided_seeds", []):
+        print(f"guided strokes (4g), seed {r['seed']}: {100 * r['covered']:.2f} % of the left "
+              f"half's pixels labelled ({100 * r['foreground_covered']:.2f} % of its "
+              f"foreground): Dice {r['dice']:.4f}")
     if memory is not None:
         print(f"\nmemory rows ({memory['features']} features; model fitted in "
               f"{memory['fit_s']:.1f} s; whole memory part {memory['wall_s']:.0f} s):")

@@ -185,3 +185,68 @@ def test_seeds_gap_row_names_the_median_seed_and_every_dice():
     assert "+0.070" in row[4] and row[5] == "FAIL"
     labels, _ = bc.equal_strokes(np.pad(np.ones((20, 20), np.uint8), 20), seed=0)
     assert abs(np.count_nonzero(labels == 1) - np.count_nonzero(labels == 2)) <= 9
+
+
+def test_guided_strokes_add_the_second_half_where_the_model_hesitates():
+    image, truth = _scene((96, 192))
+    # noisy enough that the model hesitates somewhere (on the clean scene it is sure of
+    # nearly every pixel, and the 0.9 quantile of its uncertainty is 0)
+    noise = np.random.default_rng(5).normal(0, 60, image.shape)
+    image = (image + noise).clip(0, 255).astype(np.uint8)
+    labels, uncertainty = bc.first_round(image, truth, seed=3, fraction=0.04, features="fast")
+    assert uncertainty.shape == truth.shape and uncertainty.dtype == np.float32
+    assert np.all(truth[labels == 2] == 1) and np.all(truth[labels == 1] == 0)
+    share = 0.02 * truth.size / 2
+    assert all(share <= np.count_nonzero(labels == k) <= share + 9 for k in (1, 2))
+    both, covered = bc.second_round(labels, uncertainty, truth, 0.9, seed=3, fraction=0.04)
+    assert covered == pytest.approx(np.count_nonzero(both) / both.size)
+    assert np.all(both[labels > 0] == labels[labels > 0])  # the first strokes stay
+    assert np.all(truth[both == 2] == 1) and np.all(truth[both == 1] == 0)
+    added = (both > 0) & (labels == 0)
+    # the budget, less where the uncertain part of a class is too thin for the strokes
+    assert 0.01 * truth.size <= np.count_nonzero(added) <= 0.02 * truth.size + 18
+    # every added label lies where the first model was among the 10 % least sure
+    free = uncertainty[labels == 0]
+    assert np.all(uncertainty[added] >= np.quantile(free, 0.9))
+    assert np.quantile(free, 0.9) > 0 and uncertainty[added].mean() > 5 * free.mean()
+    again, _ = bc.second_round(labels, uncertainty, truth, 0.9, seed=3, fraction=0.04)
+    np.testing.assert_array_equal(both, again)
+
+
+def test_choose_quantile_cross_validates_on_the_training_half_only(monkeypatch):
+    image, truth = _scene((48, 96))
+    left_image, left_truth = image[:, :48], truth[:, :48]
+    fitted = []
+    fit = bc.PixelClassifier.fit
+
+    def recording_fit(self, images, labels=None, *, masks=None):
+        assert masks is None and labels is not None  # strokes only, never the dense mask
+        fitted.append((images.shape, bool(np.array_equal(images, left_image[:24]))))
+        return fit(self, images, labels, masks=masks)
+
+    monkeypatch.setattr(bc.PixelClassifier, "fit", recording_fit)
+    quantile, scores = bc.choose_quantile(left_image, left_truth, (0.5, 0.9), (0,),
+                                          fraction=0.1, features="fast")
+    # per fold: the first round's model, then one per quantile; top half first
+    assert fitted == [((24, 48), True)] * 3 + [((24, 48), False)] * 3
+    assert list(scores) == [0.5, 0.9] and quantile == max(scores, key=lambda q: scores[q])
+    assert min(scores.values()) > 0.5  # the discs are easy
+
+
+def test_guided_draw_computes_each_seed_once(monkeypatch):
+    image, truth = _scene((48, 96))
+    calls = []
+    first_round = bc.first_round
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("seed", args[2] if len(args) > 2 else 0))
+        return first_round(*args, **kwargs, features="fast")
+
+    monkeypatch.setattr(bc, "first_round", counting)
+    draw = bc.guided_strokes(image, 0.8)
+    one, covered = draw(truth, seed=1)
+    one[:] = 0  # a caller changing its copy does not change the next draw
+    two, again = draw(truth, seed=1)
+    assert calls == [1] and again == covered and np.count_nonzero(two) > 0
+    draw(truth, seed=2)
+    assert calls == [1, 2]
