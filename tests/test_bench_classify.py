@@ -250,3 +250,23 @@ def test_guided_draw_computes_each_seed_once(monkeypatch):
     assert calls == [1] and again == covered and np.count_nonzero(two) > 0
     draw(truth, seed=2)
     assert calls == [1, 2]
+
+
+@pytest.mark.slow
+def test_guided_strokes_on_em_come_within_005_of_dense(shared_data):
+    """Row 4g on the real EM image: strokes over about 1 % of the left half, half of them
+    where the first model is unsure (the 0.98 quantile the left-half CV chose), train a
+    single stage within 0.05 of the dense mask's Dice (median of the three seeds)."""
+    image, truth = bc.load_em(shared_data / "em_mitochondria")
+    left = truth[:, :bc.SPLIT]
+    dense = bc.dice_right(bc.niseg_run(image, masks=left)["foreground"], truth)
+    draw = bc.guided_strokes(image[:, :bc.SPLIT], 0.98)
+    dices, covered = [], []
+    for seed in bc.SPARSE_SEEDS:
+        labels, fraction = draw(left, seed=seed)
+        covered.append(fraction)
+        run = bc.niseg_run(image, labels=labels, foreground=2)
+        dices.append(bc.dice_right(run["foreground"], truth))
+    assert dense >= 0.78, dense
+    assert all(0.007 <= c <= 0.0102 for c in covered), covered
+    assert dense - float(np.median(dices)) <= bc.SPARSE_GAP, (dense, dices)
