@@ -343,7 +343,7 @@ def test_data_counts_makes_physics_poisson_noise_real_counts(tmp_path, capsys):
     write_image(tmp_path / "t.tif", transmission, {"axes": "yx"})
     write_image(tmp_path / "m.tif", truth, {"axes": "yx"})
     model = tmp_path / "u.niseg"
-    status, out, err = run(capsys, "train", tmp_path / "t.tif", "--mask", tmp_path / "m.tif", "-o",
+    status, _out, err = run(capsys, "train", tmp_path / "t.tif", "--mask", tmp_path / "m.tif", "-o",
                            model, *TINY, "--augment", "physics", "--data-counts", 3000,
                            "--quiet")
     assert status == 0, err

@@ -1,9 +1,11 @@
 import json
+
 import numpy as np
 import pytest
 import sklearn.metrics as skm
 
 from niseg import metrics
+
 
 @pytest.fixture(params=[None, 997], ids=["one-chunk", "small-chunks"])
 def chunked(request, monkeypatch):

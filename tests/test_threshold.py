@@ -301,7 +301,7 @@ def test_predict_errors():
     with pytest.raises(ValueError, match="not fitted"):
         ThresholdSegmenter().predict(image)
     with pytest.raises(ValueError, match="not fitted"):
-        ThresholdSegmenter().halo
+        _ = ThresholdSegmenter().halo
     model = ThresholdSegmenter().fit(image)
     with pytest.raises(ValueError, match="image has 3 dimensions but the model is 2-D"):
         model.predict(image[None])

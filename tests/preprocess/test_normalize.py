@@ -489,7 +489,7 @@ def test_simulated_tof_cube_normalized_per_bin_recovers_transmission():
     from niseg.simulate import simulate_tof
 
     cube = simulate_tof(shape=(24, 24), n_bins=30, noise=False, seed=3)
-    transmission, stats = normalize(cube.sample, cube.open_beam, spectral_axis=-1)
+    transmission, _stats = normalize(cube.sample, cube.open_beam, spectral_axis=-1)
     assert transmission.shape == cube.transmission.shape
     np.testing.assert_allclose(transmission, cube.transmission, rtol=1e-5, atol=1e-6)
 

@@ -64,7 +64,7 @@ def test_overview_figure_does_not_touch_pyplot():
 
 
 def test_overview_figure_levels_title_and_contrast():
-    image, truth, result, _ = _scene()
+    image, _truth, result, _ = _scene()
     fig = overview_figure(image, result=result, levels=[0.25, 0.75], title="two levels")
     assert fig.get_suptitle() == "two levels"
     hist = fig.axes[-1]
@@ -113,7 +113,7 @@ def test_overview_figure_multiclass_uses_one_colour_per_class():
 
 
 def test_overview_figure_odd_inputs():
-    image, truth, result, _ = _scene()
+    image, _truth, result, _ = _scene()
     with_nan = image.copy()
     with_nan[:3] = np.nan
     assert len(overview_figure(with_nan, result=result).axes) == 4
@@ -127,7 +127,7 @@ def test_overview_figure_odd_inputs():
 
 
 def test_overview_figure_validation():
-    image, truth, result, proba = _scene()
+    image, _, _, _ = _scene()
     with pytest.raises(ValueError, match=r"image must be a 2D \(M, N\) image but has shape"):
         overview_figure(np.zeros((3, 8, 8)))
     message = r"result has shape \(8, 8\) but image has shape \(48, 64\)"
