@@ -261,7 +261,7 @@ def second_round(labels: np.ndarray, uncertainty: np.ndarray, truth_left: np.nda
     person paints where the model hesitates); and the fraction of all pixels now labelled."""
     free = labels == 0
     region = free & (uncertainty >= np.quantile(uncertainty[free], quantile))
-    guide = np.where(region, truth_left.astype(np.uint8) + 1, 0).astype(np.uint8)
+    guide = np.where(region, truth_left + 1, 0).astype(np.uint8)
     new = brush_strokes(guide, fraction=fraction / 2, width=BRUSH_WIDTH,
                         seed=GUIDE_SEED_OFFSET + seed, zero_is_class=False, allocation="equal")
     out = labels.copy()
@@ -300,7 +300,8 @@ def choose_quantile(image_left: np.ndarray, truth_left: np.ndarray,
 def guided_strokes(image_left: np.ndarray, quantile: float
                    ) -> Callable[..., tuple[np.ndarray, float]]:
     """A ``draw`` for :func:`stroke_runs`: :func:`first_round` then :func:`second_round` with
-    ``quantile``, each seed's labels computed once (rows 4g and 4h share them)."""
+    ``quantile``, each seed's labels computed once (rows 4g and 4h share them); the cache is
+    keyed by seed alone, so one ``draw`` serves one ``truth_left``."""
     cache: dict[int, tuple[np.ndarray, float]] = {}
 
     def draw(truth_left: np.ndarray, seed: int = 0) -> tuple[np.ndarray, float]:
